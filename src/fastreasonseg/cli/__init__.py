@@ -1,0 +1,1 @@
+"""Command-line interface: ``frs`` / ``fastreasonseg`` with one subcommand per pipeline stage."""

@@ -1,0 +1,97 @@
+"""``frs twin validate|show``: check and inspect digital-twin JSON files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+twin_app = typer.Typer(help="Digital twins: validate, inspect, build.", no_args_is_help=True)
+
+
+@twin_app.command("validate")
+def validate_command(files: list[Path] = typer.Argument(..., help="Twin JSON files to check.")) -> int:
+    """Check twin files against schema v1; print every problem with its field path."""
+    from rich.console import Console
+
+    from fastreasonseg.twin import DigitalTwin, TwinValidationError
+
+    console = Console(highlight=False)
+    bad = 0
+    for path in files:
+        try:
+            twin = DigitalTwin.load(path)
+        except TwinValidationError as exc:
+            bad += 1
+            console.print(f"[red]INVALID[/red] {path}")
+            for error in exc.errors:
+                console.print(f"  {error}", markup=False)
+            continue
+        n_objects = sum(len(f.objects) for f in twin.frames)
+        console.print(f"[green]OK[/green] {path}: {twin.source.kind}, {len(twin.frames)} frame(s), "
+                      f"{len(twin.track_ids)} track(s), {n_objects} object instance(s)")
+    if bad:
+        raise typer.Exit(code=1)
+    return 0
+
+
+@twin_app.command("show")
+def show_command(
+    file: Path = typer.Argument(..., help="Twin JSON file."),
+    render: Path | None = typer.Option(None, "--render", help="Also draw masks and labels to this PNG."),
+    frame: int | None = typer.Option(None, "--frame", help="Frame index to render (default: first)."),
+    image: Path | None = typer.Option(None, "--image", help="Draw over this image instead of a blank canvas."),
+    as_text: bool = typer.Option(False, "--llm-text", help="Print the compact text the reasoner reads."),
+) -> int:
+    """Print a readable summary of a twin (and optionally render it)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fastreasonseg.errors import FrsError
+    from fastreasonseg.twin import DigitalTwin, TwinValidationError
+
+    console = Console(highlight=False)
+    try:
+        twin = DigitalTwin.load(file)
+    except TwinValidationError as exc:
+        raise FrsError(str(exc)) from None
+    src = twin.source
+    console.print(f"[bold]{file}[/bold]  {src.kind} {src.width}x{src.height}, {len(twin.frames)} frame(s)"
+                  + (f" at {src.fps} fps" if src.fps else "") + (f", source {src.path}" if src.path else ""))
+    if as_text:
+        from fastreasonseg.twin.serialize import serialize_twin
+
+        console.print(serialize_twin(twin), markup=False)
+    table = Table("id", "label", "score", "frames", "box (first, XYXY px)", "area", "depth")
+    for object_id in twin.track_ids:
+        track = twin.track(object_id)
+        first = track[0][1]
+        frames = f"{track[0][0]}" if len(track) == 1 else f"{track[0][0]}-{track[-1][0]} ({len(track)})"
+        depth = f"{first.depth.mean:.2f}" if first.depth else "-"
+        table.add_row(str(object_id), first.label, f"{first.score:.2f}", frames,
+                      ", ".join(f"{v:.0f}" for v in first.box), f"{first.area:.0f}", depth)
+    console.print(table)
+    if render is not None:
+        import numpy as np
+        from PIL import Image, UnidentifiedImageError
+
+        from fastreasonseg.twin.render import render_frame, save_png
+
+        background = None
+        if image is not None:
+            try:
+                background = np.asarray(Image.open(image).convert("RGB"))
+            except (OSError, UnidentifiedImageError) as exc:
+                raise FrsError(f"cannot read image {image}: {exc}") from None
+        try:
+            picture = render_frame(twin, frame, image=background)
+        except KeyError as exc:
+            raise FrsError(str(exc.args[0])) from None
+        render.parent.mkdir(parents=True, exist_ok=True)
+        save_png(picture, render)
+        console.print(f"rendered to {render}")
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(twin_app, name="twin")

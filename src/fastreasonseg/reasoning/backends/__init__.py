@@ -1,0 +1,1 @@
+"""LLM backends behind :class:`~fastreasonseg.reasoning.backends.base.ReasonerBackend`."""
