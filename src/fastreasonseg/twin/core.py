@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fastreasonseg.twin.masks import RLE, box_to_mask, decode_mask, encode_mask, normalize_rle, rle_area
+from fastreasonseg.twin.masks import RLE, box_to_mask, decode_mask, encode_mask, normalize_rle, rle_area, rle_problem
 
 SCHEMA = "fastreasonseg.twin/v1"
 Box = tuple[float, float, float, float]
@@ -60,6 +60,10 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(path, f"expected a {'integer' if integer else 'number'}, got {type(value).__name__} {value!r}"[:160])
             return None
+        if isinstance(value, int) and abs(value) > 2**53:
+            # float() of a huge JSON integer raises OverflowError; no field needs such values.
+            self.fail(path, f"number too large: {str(value)[:30]}...")
+            return None
         if integer and not float(value).is_integer():
             self.fail(path, f"expected an integer, got {value!r}")
             return None
@@ -74,10 +78,15 @@ class _Checker:
             return None
         return int(value) if integer else value
 
-    def mapping(self, value: Any, path: str) -> dict | None:
+    def mapping(self, value: Any, path: str, allowed: frozenset[str] | None = None) -> dict | None:
         if not isinstance(value, dict):
             self.fail(path, f"expected an object, got {type(value).__name__}")
             return None
+        if allowed is not None:
+            # Unknown fields would be dropped on the next save: reject them instead of losing data.
+            unknown = sorted(str(k) for k in value if k not in allowed)
+            if unknown:
+                self.fail(path, f"unknown fields {unknown} (allowed: {sorted(allowed)}; put extras in 'attributes')")
         return value
 
     def sequence(self, value: Any, path: str, length: int | None = None) -> list | None:
@@ -327,8 +336,8 @@ class DigitalTwin:
             by_index.setdefault(frame.index, []).extend(replace(o, id=o.id + offset) for o in frame.objects)
         frames = tuple(Frame(index=i, time=times[i], objects=tuple(by_index[i])) for i in sorted(by_index))
         kind = "video" if len(frames) > 1 else self.source.kind
-        return DigitalTwin(source=replace(self.source, kind=kind, num_frames=max(self.source.num_frames, len(frames))),
-                           frames=frames)
+        num_frames = max(self.source.num_frames, other.source.num_frames, frames[-1].index + 1 if frames else 1)
+        return DigitalTwin(source=replace(self.source, kind=kind, num_frames=num_frames), frames=frames)
 
 
 def make_object(object_id: int, label: str, score: float, box: Box | list[float], *, mask: np.ndarray | RLE | None = None,
@@ -360,6 +369,12 @@ def make_object(object_id: int, label: str, score: float, box: Box | list[float]
 
 # --------------------------------------------------------------------------- parsing
 
+_SOURCE_FIELDS = frozenset({"kind", "path", "width", "height", "fps", "num_frames"})
+_FRAME_FIELDS = frozenset({"index", "time", "objects"})
+_OBJECT_FIELDS = frozenset({"id", "label", "score", "box", "mask", "area", "centroid", "depth", "attributes"})
+_DEPTH_FIELDS = frozenset({"mean", "std"})
+_MASK_FIELDS = frozenset({"size", "counts"})
+
 
 def _parse_twin(data: Any, c: _Checker) -> DigitalTwin | None:
     root = c.mapping(data, "<root>")
@@ -388,7 +403,7 @@ def _parse_twin(data: Any, c: _Checker) -> DigitalTwin | None:
 
 
 def _parse_source(data: Any, c: _Checker) -> Source | None:
-    raw = c.mapping(data, "source")
+    raw = c.mapping(data, "source", _SOURCE_FIELDS)
     if raw is None:
         return None
     n_errors = len(c.errors)
@@ -410,7 +425,7 @@ def _parse_source(data: Any, c: _Checker) -> Source | None:
 
 
 def _parse_frame(data: Any, path: str, c: _Checker, source: Source | None) -> Frame | None:
-    raw = c.mapping(data, path)
+    raw = c.mapping(data, path, _FRAME_FIELDS)
     if raw is None:
         return None
     n_errors = len(c.errors)
@@ -428,7 +443,7 @@ def _parse_frame(data: Any, path: str, c: _Checker, source: Source | None) -> Fr
 
 
 def _parse_object(data: Any, path: str, c: _Checker, source: Source | None) -> TwinObject | None:
-    raw = c.mapping(data, path)
+    raw = c.mapping(data, path, _OBJECT_FIELDS)
     if raw is None:
         return None
     n_errors = len(c.errors)
@@ -448,20 +463,18 @@ def _parse_object(data: Any, path: str, c: _Checker, source: Source | None) -> T
         mask = _parse_mask(raw["mask"], f"{path}.mask", c)
     depth = None
     if raw.get("depth") is not None:
-        depth_raw = c.mapping(raw["depth"], f"{path}.depth")
+        depth_raw = c.mapping(raw["depth"], f"{path}.depth", _DEPTH_FIELDS)
         if depth_raw is not None:
             mean = c.number(depth_raw.get("mean"), f"{path}.depth.mean", minimum=0.0, maximum=1.0)
             std = c.number(depth_raw.get("std", 0.0), f"{path}.depth.std", minimum=0.0)
             if mean is not None and std is not None:
                 depth = Depth(mean=float(mean), std=float(std))
-    attributes = raw.get("attributes", {}) or {}
-    if not isinstance(attributes, dict):
-        c.fail(f"{path}.attributes", f"expected an object, got {type(attributes).__name__}")
-    else:
-        try:
-            json.dumps(attributes, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            c.fail(f"{path}.attributes", f"must be JSON-serialisable without NaN ({exc})")
+    attributes = raw.get("attributes")
+    if attributes is None:
+        attributes = {}
+    problem = _attributes_problem(attributes)
+    if problem is not None:
+        c.fail(f"{path}.attributes", problem)
     if len(c.errors) > n_errors:
         return None
     # area and centroid are derived when absent so hand-written twins stay short.
@@ -478,6 +491,11 @@ def _parse_object(data: Any, path: str, c: _Checker, source: Source | None) -> T
             xs = [c.number(v, f"{path}.centroid[{k}]") for k, v in enumerate(cen)]
             if all(v is not None for v in xs):
                 centroid = (float(xs[0]), float(xs[1]))
+    elif mask is not None:
+        from fastreasonseg.twin.masks import mask_centroid
+
+        found = mask_centroid(decode_mask(mask))
+        centroid = (round(found[0], 2), round(found[1], 2)) if found else ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
     else:
         centroid = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
     if len(c.errors) > n_errors:
@@ -487,7 +505,7 @@ def _parse_object(data: Any, path: str, c: _Checker, source: Source | None) -> T
 
 
 def _parse_mask(data: Any, path: str, c: _Checker) -> RLE | None:
-    raw = c.mapping(data, path)
+    raw = c.mapping(data, path, _MASK_FIELDS)
     if raw is None:
         return None
     size = c.sequence(raw.get("size"), f"{path}.size", length=2)
@@ -497,22 +515,34 @@ def _parse_mask(data: Any, path: str, c: _Checker) -> RLE | None:
     counts = raw.get("counts")
     if None in dims:
         return None
-    if isinstance(counts, str):
-        pass
-    elif isinstance(counts, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
-        if sum(counts) != dims[0] * dims[1]:
-            c.fail(f"{path}.counts", f"run lengths sum to {sum(counts)}, expected {dims[0]}x{dims[1]}={dims[0] * dims[1]}")
-            return None
-    else:
-        c.fail(f"{path}.counts", "expected a COCO RLE string or a list of non-negative run lengths")
+    if not isinstance(counts, (str, list)):
+        c.fail(f"{path}.counts", f"expected a COCO RLE string or a list of run lengths, got {type(counts).__name__}")
+        return None
+    problem = rle_problem({"size": dims, "counts": counts})
+    if problem is not None:
+        c.fail(f"{path}.counts", f"not a valid COCO RLE: {problem}"[:200])
         return None
     try:
         rle = normalize_rle({"size": dims, "counts": counts})
-        rle_area(rle)  # decodes the run lengths: catches corrupt strings here, not later
-    except Exception as exc:  # pycocotools raises assorted types on corrupt counts
+        rle_area(rle)
+    except Exception as exc:  # pycocotools raises assorted types on input it rejects
         c.fail(f"{path}.counts", f"not a valid COCO RLE ({type(exc).__name__}: {exc})"[:200])
         return None
     return rle
+
+
+def _attributes_problem(attributes: Any) -> str | None:
+    """Why ``attributes`` would not survive a JSON save/load unchanged, or None."""
+    if not isinstance(attributes, dict):
+        return f"expected an object, got {type(attributes).__name__}"
+    try:
+        text = json.dumps(attributes, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"must be JSON-serialisable without NaN/inf ({exc})"[:200]
+    # json.dumps turns int keys into strings and tuples into lists: that is silent change, not a round trip.
+    if json.loads(text) != attributes:
+        return "must survive a JSON round trip unchanged (string keys, lists not tuples)"
+    return None
 
 
 def _semantic_errors(twin: DigitalTwin) -> list[str]:
@@ -554,6 +584,18 @@ def _semantic_errors(twin: DigitalTwin) -> list[str]:
                               f"[height, width] = [{src.height}, {src.width}]")
             if not math.isfinite(obj.score) or not 0.0 <= obj.score <= 1.0:
                 errors.append(f"{path}.score: must be in [0, 1], got {obj.score}")
+            if obj.depth is not None:
+                if not (math.isfinite(obj.depth.mean) and 0.0 <= obj.depth.mean <= 1.0):
+                    errors.append(f"{path}.depth.mean: must be in [0, 1], got {obj.depth.mean}")
+                if not (math.isfinite(obj.depth.std) and obj.depth.std >= 0.0):
+                    errors.append(f"{path}.depth.std: must be finite and >= 0, got {obj.depth.std}")
+            if not (math.isfinite(obj.area) and obj.area >= 0):
+                errors.append(f"{path}.area: must be finite and >= 0, got {obj.area}")
+            if not all(math.isfinite(v) for v in obj.centroid):
+                errors.append(f"{path}.centroid: values must be finite, got {list(obj.centroid)}")
+            problem = _attributes_problem(obj.attributes)
+            if problem is not None:
+                errors.append(f"{path}.attributes: {problem}")
     return errors
 
 

@@ -16,6 +16,72 @@ import numpy as np
 RLE = dict[str, Any]
 
 
+def rle_string_counts(counts: str) -> list[int]:
+    """Decode the run lengths of a compressed COCO RLE string (pycocotools ``rleFrString``).
+
+    Hand-written because pycocotools does not check them: a string whose runs do not sum to
+    h*w decodes without error into uninitialised memory. Each run is a little-endian base-32
+    varint in characters '0'..'o' (5 bits each, bit 0x20 = more, 0x10 = sign of the last
+    group); runs after the second are stored as the difference to the run two before.
+    Raises ValueError for a character out of range, a truncated run or a negative length.
+    """
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value = shift = 0
+        more = True
+        while more:
+            if position >= len(counts):
+                raise ValueError("truncated run at the end of the string")
+            code = ord(counts[position]) - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"character {counts[position]!r} at {position} is not a COCO RLE digit")
+            value |= (code & 0x1F) << (5 * shift)
+            more = bool(code & 0x20)
+            position += 1
+            shift += 1
+            if not more and code & 0x10:
+                value -= 1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            raise ValueError(f"run {len(runs)} has negative length {value}")
+        runs.append(value)
+    return runs
+
+
+def rle_problem(rle: Any) -> str | None:
+    """Why ``rle`` is not a usable COCO RLE for its ``size`` (a message), or None when it is."""
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        return "expected a dict with 'size' and 'counts'"
+    size = rle["size"]
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
+        return f"size must be [height, width] positive integers, got {size!r}"
+    expected = size[0] * size[1]
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        try:
+            counts = counts.decode("ascii")
+        except UnicodeDecodeError:
+            return "counts bytes are not ASCII"
+    if isinstance(counts, str):
+        try:
+            runs = rle_string_counts(counts)
+        except ValueError as exc:
+            return f"corrupt counts string: {exc}"
+    elif isinstance(counts, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            return "counts list must hold non-negative integers"
+        runs = counts
+    else:
+        return f"counts must be a string or a list of run lengths, got {type(counts).__name__}"
+    total = sum(runs)
+    if total != expected:
+        return f"run lengths sum to {total}, expected {size[0]}x{size[1]}={expected}"
+    return None
+
+
 def encode_mask(mask: np.ndarray) -> RLE:
     """Encode a (H, W) bool/0-1 array as a COCO RLE dict with a str ``counts``."""
     from pycocotools import mask as mask_utils
@@ -46,9 +112,16 @@ def normalize_rle(rle: RLE) -> RLE:
 
 
 def decode_mask(rle: RLE) -> np.ndarray:
-    """Decode a COCO RLE dict (string or list counts) to a (H, W) bool array."""
+    """Decode a COCO RLE dict (string or list counts) to a (H, W) bool array.
+
+    Raises ValueError for an RLE whose runs do not cover the mask exactly (see ``rle_problem``):
+    pycocotools would return garbage for it.
+    """
     from pycocotools import mask as mask_utils
 
+    problem = rle_problem(rle)
+    if problem is not None:
+        raise ValueError(f"invalid COCO RLE: {problem}")
     norm = normalize_rle(rle)
     return mask_utils.decode({"size": norm["size"], "counts": norm["counts"].encode("ascii")}).astype(bool)
 
