@@ -184,8 +184,12 @@ class DavisQueryBenchmark(Benchmark):
             data = get_field(data, self.config.records_key, file, "", (list, dict))
         if isinstance(data, list):
             return [(None, record) for record in data]
-        if isinstance(data, dict):
+        if isinstance(data, dict) and all(isinstance(record, dict) for record in data.values()):
             return [(str(key), record) for key, record in data.items()]
+        if isinstance(data, dict):
+            raise BenchmarkFormatError(file, self.config.records_key, "expected a list of query records or an object "
+                                                                      "keyed by id whose values are records; if the "
+                                                                      "records sit under a key, set records_key")
         raise BenchmarkFormatError(file, self.config.records_key, f"expected a list of query records or an object "
                                                                   f"keyed by id, got {type_name(data)}")
 
