@@ -507,3 +507,20 @@ def test_decode_mask_refuses_corrupt_rle() -> None:
     for counts in ("0", "", "!!"):
         with pytest.raises(ValueError, match="invalid COCO RLE"):
             decode_mask({"size": [4, 4], "counts": counts})
+
+
+@pytest.mark.parametrize(
+    ("counts", "runs"),
+    [
+        ("0`0", [0, 16]),  # 4x4 all ones: '`' = 0x30 carries 16 into the next digit
+        ("01400000", [0, 1, 4, 1, 4, 1, 4, 1]),  # 4x4 identity; runs from the 4th on are deltas of zero
+        ("", []),
+    ],
+    ids=["full", "identity", "empty"],
+)
+def test_rle_string_counts_hand_decoded(counts: str, runs: list[int]) -> None:
+    from fastreasonseg.twin.masks import rle_string_counts
+
+    assert rle_string_counts(counts).tolist() == runs
+    if runs:
+        assert rle_string_counts(encode_mask(decode_mask({"size": [4, 4], "counts": counts}))["counts"]).tolist() == runs
