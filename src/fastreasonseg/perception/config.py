@@ -1,0 +1,159 @@
+"""The perception stage's one typed config: which models, where they run, and the thresholds.
+
+Every field is validated in ``__post_init__`` with a message that says how to fix it. The
+resolved config is saved next to every ``frs twin build`` output (YAML), so a twin folder
+records exactly which models and thresholds produced it.
+
+Model fields take a hub id or a local directory (anything ``from_pretrained`` accepts). The
+defaults are the paper's models: OWLv2 base (ensemble checkpoint), SAM 2.1 Hiera-Tiny (the
+transformers-hosted ``facebook/sam2.1-hiera-tiny``; one checkpoint serves ``Sam2Model`` for
+images and ``Sam2VideoModel`` for videos) and Depth Anything V2 Small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"
+DEFAULT_SEGMENTER = "facebook/sam2.1-hiera-tiny"
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class PerceptionConfig:
+    """Perception settings for image and video twins.
+
+    Detection: OWLv2 scores every label of the vocabulary (the shipped default list plus
+    ``vocabulary_file`` and ``extra_labels``, plus nouns from the query when ``query_nouns``);
+    boxes above ``score_threshold`` go through class-aware NMS at ``nms_iou``, then boxes or
+    masks of different labels overlapping by more than ``merge_iou`` are merged into one object
+    (the other labels kept in ``attributes["alt_labels"]``). At most ``max_objects`` objects.
+
+    Video: every ``frame_stride``-th frame is processed, at most ``max_frames`` of them; OWLv2
+    runs on every ``keyframe_interval``-th processed frame and a detection whose box overlaps
+    no tracked object by ``match_iou`` starts a new track; a track absent (SAM 2 object score
+    below zero) for more than ``max_missing_frames`` processed frames ends.
+    """
+
+    detector_model: str = DEFAULT_DETECTOR
+    segmenter_model: str = DEFAULT_SEGMENTER
+    # None turns depth off: objects then carry no depth statistics.
+    depth_model: str | None = DEFAULT_DEPTH_MODEL
+    device: str = "auto"
+    dtype: str = "float32"
+    # Use only weights already on disk (never contact the hub).
+    local_files_only: bool = False
+
+    # vocabulary
+    use_default_vocabulary: bool = True
+    vocabulary_file: str | None = None
+    extra_labels: tuple[str, ...] = ()
+    query_nouns: bool = True
+    prompt_template: str = "a photo of a {}"
+
+    # detection and merging
+    score_threshold: float = 0.2
+    nms_iou: float = 0.5
+    merge_iou: float = 0.85
+    max_objects: int = 50
+    min_mask_area: int = 16
+
+    # video
+    frame_stride: int = 1
+    max_frames: int | None = None
+    keyframe_interval: int = 5
+    match_iou: float = 0.4
+    max_missing_frames: int = 5
+    # Keep SAM 2 tracking state (memory features, object pointers) on the CPU even when the
+    # models run on an accelerator: this is what keeps long videos from filling GPU memory.
+    offload_state_to_cpu: bool = True
+    depth_every_frame: bool = True
+
+    def __post_init__(self) -> None:
+        self.extra_labels = tuple(str(label).strip() for label in self.extra_labels if str(label).strip())
+        problems: list[str] = []
+        for name in ("detector_model", "segmenter_model"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                problems.append(f"{name} must be a hub id or a local directory, got {value!r}")
+        if self.depth_model is not None and (not isinstance(self.depth_model, str) or not self.depth_model.strip()):
+            problems.append(f"depth_model must be a hub id, a local directory or null (no depth), got {self.depth_model!r}")
+        if self.depth_model is not None and self.depth_model.lower() in ("none", "off", "null", ""):
+            self.depth_model = None
+        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+            problems.append(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if "{}" not in self.prompt_template:
+            problems.append(f"prompt_template must contain '{{}}' where the label goes, got {self.prompt_template!r}")
+        for name in ("score_threshold", "nms_iou", "merge_iou", "match_iou"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                problems.append(f"{name} must be a number in [0, 1], got {value!r}")
+        for name, minimum in (("max_objects", 1), ("min_mask_area", 0), ("frame_stride", 1), ("keyframe_interval", 1),
+                              ("max_missing_frames", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                problems.append(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if self.max_frames is not None and (isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int)
+                                            or self.max_frames < 1):
+            problems.append(f"max_frames must be a positive integer or null (all frames), got {self.max_frames!r}")
+        if self.vocabulary_file is not None and not Path(self.vocabulary_file).expanduser().is_file():
+            problems.append(f"vocabulary_file {self.vocabulary_file!r} does not exist (one label per line)")
+        if not self.use_default_vocabulary and not self.vocabulary_file and not self.extra_labels and not self.query_nouns:
+            problems.append("no labels to detect: keep use_default_vocabulary, or give vocabulary_file / extra_labels")
+        if problems:
+            raise ValueError("invalid perception config:\n  " + "\n  ".join(problems))
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["extra_labels"] = list(self.extra_labels)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PerceptionConfig:
+        """Build from a plain dict (YAML/JSON); unknown keys are an error naming the valid ones."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a perception config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown perception config keys {unknown}; valid keys: {sorted(known)}")
+        values = dict(data)
+        if "extra_labels" in values and values["extra_labels"] is not None:
+            values["extra_labels"] = tuple(values["extra_labels"])
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PerceptionConfig:
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read perception config {path}: {exc}") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as YAML atomically."""
+        import yaml
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def with_overrides(self, **overrides: Any) -> PerceptionConfig:
+        """A copy with the non-None ``overrides`` applied (and validated)."""
+        values = self.to_dict()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return PerceptionConfig.from_dict(values)

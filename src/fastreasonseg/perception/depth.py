@@ -1,0 +1,73 @@
+"""Depth Anything V2 (``DepthAnythingForDepthEstimation``) -> the twin's normalised depth map.
+
+The relative Depth Anything models output inverse depth (bigger = closer). ``estimate``
+resizes the prediction back to the image (bicubic, as the processor's
+``post_process_depth_estimation`` does) and converts it with
+:func:`fastreasonseg.perception.ops.normalize_depth`: 0 = nearest, 1 = farthest in the frame.
+A metric checkpoint (``depth_estimation_type == "metric"``) outputs depth itself, so it is
+only min-max normalised, not flipped. Preprocessing is the model's own processor, which
+transformers ships with a PIL backend (no torchvision needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastreasonseg.perception.ops import normalize_depth
+
+
+def prediction_to_normalized_depth(predicted: Any, height: int, width: int, *, inverse: bool = True) -> np.ndarray:
+    """(h, w) model output (torch tensor) -> (height, width) float32 normalised depth, 0 = nearest."""
+    import torch
+    import torch.nn.functional as F
+
+    tensor = torch.as_tensor(predicted).float()
+    if tensor.ndim == 3:
+        tensor = tensor[0]
+    if tensor.ndim != 2:
+        raise ValueError(f"expected an (h, w) depth prediction, got shape {tuple(tensor.shape)}")
+    if tuple(tensor.shape) != (height, width):
+        tensor = F.interpolate(tensor[None, None], size=(height, width), mode="bicubic", align_corners=False)[0, 0]
+    values = tensor.numpy()
+    # normalize_depth flips "bigger = closer"; a metric depth map is flipped first so the flip cancels.
+    return normalize_depth(values if inverse else -values)
+
+
+class DepthEstimator:
+    """``estimate(image)`` -> (H, W) float32 normalised depth (0 nearest, 1 farthest in the frame)."""
+
+    def __init__(self, model: Any, processor: Any, *, device: str = "cpu"):
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.inverse = getattr(model.config, "depth_estimation_type", "relative") != "metric"
+
+    @classmethod
+    def from_pretrained(cls, model_id: str, *, device: str = "cpu", dtype: Any = None,
+                        local_files_only: bool = False) -> DepthEstimator:
+        from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
+
+        from fastreasonseg.perception.loading import load_pretrained
+
+        processor = load_pretrained(AutoImageProcessor.from_pretrained, model_id, role="depth",
+                                    local_files_only=local_files_only)
+        model = load_pretrained(DepthAnythingForDepthEstimation.from_pretrained, model_id, role="depth",
+                                local_files_only=local_files_only, **({"dtype": dtype} if dtype is not None else {}))
+        model.to(device).eval()
+        return cls(model, processor, device=device)
+
+    def predict_raw(self, image: np.ndarray) -> Any:
+        """The model's (h, w) prediction at its own resolution (inverse depth for relative models)."""
+        import torch
+
+        pixel_values = self.processor(images=image, return_tensors="pt")["pixel_values"]
+        dtype = next(self.model.parameters()).dtype
+        with torch.inference_mode():
+            out = self.model(pixel_values=pixel_values.to(self.device, dtype))
+        return out.predicted_depth[0].float().cpu()
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        return prediction_to_normalized_depth(self.predict_raw(image), height, width, inverse=self.inverse)
