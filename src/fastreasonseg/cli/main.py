@@ -16,7 +16,7 @@ import typer
 from fastreasonseg.errors import FrsError
 
 # Modules under fastreasonseg.cli that add commands; each defines register(app: typer.Typer).
-COMMAND_MODULES: tuple[str, ...] = ("twin",)
+COMMAND_MODULES: tuple[str, ...] = ("twin", "twin_build")
 
 
 def build_app() -> typer.Typer:
