@@ -228,8 +228,6 @@ def test_show_corrupt_file(tmp_path: Path, capsys: pytest.CaptureFixture, conten
     assert not (tmp_path / "x.png").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="cli/main.py catches click.* exceptions, but typer 0.29 raises its vendored "
-                                       "typer._click ones, so usage errors escape as tracebacks")
 @pytest.mark.parametrize("argv", [["twin", "show"], ["twin", "validate", "--bogus", "x.json"]],
                          ids=["missing-argument", "unknown-option"])
 def test_usage_errors_exit_2_without_traceback(argv: list[str], capsys: pytest.CaptureFixture) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
 import typer
 
 from fastreasonseg.errors import FrsError
@@ -33,25 +32,27 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    Click's standalone mode prints usage errors itself and ends with ``SystemExit``; we turn
+    that into a return value so callers (tests, other programs) get an int, and we print
+    :class:`FrsError` as one line without a traceback.
+    """
     from rich.console import Console
 
     app = build_app()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = typer.main.get_command(app).main(args=args, prog_name="frs", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        Console(stderr=True).print("[red]aborted[/red]")
-        return 130
+        typer.main.get_command(app).main(args=args, prog_name="frs", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else 1
     except FrsError as exc:
         Console(stderr=True).print(f"error: {exc}", style="bold red", markup=False, highlight=False)
         return 1
-    return int(result) if isinstance(result, int) else 0
+    return 0
 
 
 if __name__ == "__main__":

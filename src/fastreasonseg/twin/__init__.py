@@ -2,8 +2,8 @@
 
 from fastreasonseg.twin.core import (
     SCHEMA,
-    DigitalTwin,
     Depth,
+    DigitalTwin,
     Frame,
     Source,
     TwinObject,
@@ -15,8 +15,8 @@ from fastreasonseg.twin.masks import box_to_mask, decode_mask, encode_mask
 
 __all__ = [
     "SCHEMA",
-    "DigitalTwin",
     "Depth",
+    "DigitalTwin",
     "Frame",
     "Source",
     "TwinObject",
