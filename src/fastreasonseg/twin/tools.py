@@ -556,42 +556,40 @@ _IDS = ArgSpec("ids", True, "object ids")
 
 TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
     ToolSpec("attributes", "per-object facts", {"ids": _IDS, "frame": _FRAME}, attributes,
-             "per id: label, box, area_pct, center, region, size (small/medium/large vs scene), depth"),
+             "per id: label, box, area_pct, center, region, size (vs scene), depth"),
     ToolSpec("relation", "spatial relation of a to b", {
         "a": ArgSpec("id", True, "object id"), "b": ArgSpec("id", True, "object id"), "frame": _FRAME}, relation,
-        "relations of a to b (left_of right_of above below in_front_of behind overlaps contains inside), "
-        "distance, iou"),
+        "relations (left_of right_of above below in_front_of behind overlaps contains inside), distance, iou"),
     ToolSpec("depth_order", "ids nearest to farthest", {"ids": _IDS, "frame": _FRAME}, depth_order,
-             "near_to_far [[id, depth], ...]"),
+             "near_to_far [[id, depth]]"),
     ToolSpec("extreme", "the id with the largest/smallest measure", {
         "by": ArgSpec("str", True, "what to compare", EXTREME_KEYS),
         "order": ArgSpec("str", True, "max or min", ("max", "min")),
         "ids": ArgSpec("ids", False, "candidates (default: all objects in the frame)"), "frame": _FRAME}, extreme,
-        "id, value, next [id, value]; x,y = center (min y = highest), depth min = nearest"),
+        "id, value, next [id, value]; x,y = center, min y = highest, min depth = nearest"),
     ToolSpec("filter_label", "ids whose label matches (plural/synonym aware)", {
         "label": ArgSpec("str", True, "object name, e.g. cups"), "frame": _LABEL_FRAME}, filter_label,
-        "ids, matched labels"),
+        "ids, labels"),
     ToolSpec("count", "how many objects match a label", {
         "label": ArgSpec("str", True, "object name"), "frame": _LABEL_FRAME}, count, "count, ids"),
     ToolSpec("nearest_to", "other objects by distance to id", {
         "id": ArgSpec("id", True, "anchor object id"),
         "ids": ArgSpec("ids", False, "candidates (default: all others)"), "frame": _FRAME}, nearest_to,
-        "nearest [[id, distance], ...], closest first"),
+        "nearest [[id, distance]] closest first"),
     ToolSpec("track_info", "when each id is visible", {"ids": _IDS}, track_info,
              "per id: first/last frame and t, n_frames", video_only=True),
     ToolSpec("motion", "how each id moves", {"ids": _IDS}, motion,
-             "per id: moves, direction (left/right/up/down/toward camera/away/static), displacement [dx, dy], "
-             "depth_change, speed (grid/s)", video_only=True),
+             "per id: moves, direction, displacement [dx, dy], depth_change, speed (grid/s)", video_only=True),
     ToolSpec("present_at", "ids visible at a frame or time", {
         "frame": ArgSpec("int", False, "frame index"), "time": ArgSpec("num", False, "seconds")}, present_at,
         "frame, t, ids (give frame or time)", video_only=True),
     ToolSpec("event_order", "ids ordered by when an event happens", {
         "ids": _IDS, "event": ArgSpec("str", True, "which event", EVENTS)}, event_order,
-        "order [{id, frame, t}], never [ids]", video_only=True),
+        "order [{id, frame, t}], never", video_only=True),
     ToolSpec("compare_position", "who is ahead over time on an axis", {
         "a": ArgSpec("id", True, "object id"), "b": ArgSpec("id", True, "object id"),
         "axis": ArgSpec("str", True, "x, y or depth", ("x", "y", "depth"))}, compare_position,
-        "order at start/end, flips [{frame, t}], ahead_start, ahead_end, overtakes", video_only=True),
+        "start, end, flips [{frame, t}], ahead_start, ahead_end, overtakes", video_only=True),
 )}
 
 
@@ -605,12 +603,12 @@ def tool_contracts_text(video: bool | None = None) -> str:
 
     ``video=False`` lists the image tools without the ``frame`` argument (an image has one
     frame); ``True``/``None`` list every tool. Optional arguments end in ``?``; enumerated
-    values are given as ``by=area|depth|...``. Size (tokenizer-free estimate of
-    :func:`fastreasonseg.twin.serialize.estimate_tokens`): about 240 tokens for images and
-    410 for videos; measured with the SmolLM2 tokenizer: see ``serialize.token_report``.
+    values are given as ``by=area|depth|...``. Units are not repeated here: the serialised
+    twin's header states them. Size, SmolLM2-135M tokenizer (estimate of
+    :func:`fastreasonseg.twin.serialize.estimate_tokens` in brackets): 200 (234) tokens for
+    images, 382 (440) for videos; reproduce with ``serialize.token_report()``.
     """
-    lines = ['Call tools as <plan>[{"tool": name, "args": {...}}]</plan>. '
-             "Boxes/positions on a 0-1000 grid, area_pct = % of image, depth 0 near..1 far."]
+    lines = ['Tools, called as <plan>[{"tool": name, "args": {...}}]</plan>; optional args end in ?:']
     for name in tool_names(video):
         spec = TOOLS[name]
         parts = []
@@ -621,8 +619,7 @@ def tool_contracts_text(video: bool | None = None) -> str:
             parts.append(text + ("" if a.required else "?"))
         lines.append(f"{name}({', '.join(parts)}) -> {spec.returns}")
     if video is not False:
-        lines.append("frame? = frame index; default: first frame where all ids are visible "
-                     "(filter_label/count: whole video).")
+        lines.append("frame? default: first frame with all ids (filter_label/count: whole video).")
     return "\n".join(lines)
 
 

