@@ -125,8 +125,10 @@ def build_command(
     console.print(f"built {len(report.built)}, skipped {len(report.skipped)} already done, failed {failed} "
                   f"in {report.seconds:.1f}s -> {escape(str(out))}"
                   + (f" (failures listed in {escape(str(out / FAILURES_NAME))})" if failed else ""))
-    # Every input was attempted; a non-zero exit still tells scripts that some failed.
-    return 1 if failed else 0
+    if failed:
+        # Every input was attempted; the non-zero exit still tells scripts that some failed.
+        raise typer.Exit(code=1)
+    return 0
 
 
 def _with_path(path: str, error: str) -> str:

@@ -229,7 +229,7 @@ def davis_twin(annotation_dir: str | Path, *, images_dir: str | Path | None = No
             if obj is not None:
                 objects.append(obj)
         time = index / fps if fps else float(index)
-        frames.append(Frame(index=index, time=round(time, 4), objects=tuple(objects)))
+        frames.append(Frame(index=index, time=time, objects=tuple(objects)))
     assert size is not None
     source = Source(kind="video", width=int(size[1]), height=int(size[0]), num_frames=len(frames),
                     path=str(frames_dir or folder), fps=fps)
@@ -347,7 +347,7 @@ def revos_twin(name: str, video: Mapping[str, Any], masks: Mapping[str, Any], *,
             if obj is not None:
                 objects.append(obj)
         time = index / fps if fps else float(index)
-        frames.append(Frame(index=index, time=round(time, 4), objects=tuple(objects)))
+        frames.append(Frame(index=index, time=time, objects=tuple(objects)))
     source = Source(kind="video", width=int(size[1]), height=int(size[0]), num_frames=len(frames),
                     path=str(frames_dir) if frames_dir else name, fps=fps)
     return DigitalTwin(source=source, frames=tuple(frames))

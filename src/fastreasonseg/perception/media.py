@@ -132,7 +132,7 @@ def iter_frames(path: str | Path, *, stride: int = 1, max_frames: int | None = N
                 break
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             time = index / fps if fps > 0 else float(index)
-            yield VideoFrame(index=index, time=round(time, 4), image=rgb)
+            yield VideoFrame(index=index, time=time, image=rgb)
             emitted += 1
             index += 1
     finally:
