@@ -16,9 +16,15 @@ system in the scene text and in tool results:
 - video times ``t`` in seconds; ``frame`` is a frame index of the source video.
 
 Spatial tools take an optional ``frame``. Default: the first frame in which all the given
-ids are visible (for tools whose ids are optional and omitted: the twin's first frame).
-When the ids never appear together the tool returns an error naming where each id is
-visible, so the model can pick a frame.
+ids are visible (``extreme`` without ids: the twin's first frame; ``nearest_to`` without
+ids: the first frame with ``id``; ``filter_label``/``count`` without frame: every track,
+by its most frequent label). When the ids never appear together the tool returns an error
+naming where each id is visible, so the model can pick a frame. Results from videos carry
+the ``frame`` and ``t`` they were measured in; image results do not (one frame).
+
+Helpers for other code (data generation, rewards) that must agree with the tools:
+:func:`spatial_relations`, :func:`track_motion`, :func:`track_label`, :func:`grid_box`,
+:func:`grid_center`, :func:`area_pct`.
 
 Thresholds (module constants, one place to tune): left/right/above/below need the
 centroids to differ by more than ``POSITION_MARGIN`` grid units; in front/behind by more than
