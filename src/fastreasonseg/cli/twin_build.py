@@ -116,7 +116,6 @@ def build_command(
         for path, error in broken:
             record_failure(out, WorkItem(name=Path(path).stem, source=path, kind="annotation"), error)
             console.print(f"[red]failed[/red] {escape(_with_path(path, error))}", soft_wrap=True)
-    _quiet_model_loading()
     report = run_build(items, out, processor, overwrite=overwrite, show_progress=not quiet, ray_address=ray,
                        ray_workers=ray_workers, ray_cpus_per_worker=ray_cpus)
     for path, error in report.failed:
@@ -133,13 +132,6 @@ def build_command(
 
 def _with_path(path: str, error: str) -> str:
     return error if error.startswith(path) else f"{path}: {error}"
-
-
-def _quiet_model_loading() -> None:
-    """Per-model 'Loading weights' bars would tear the run's own progress bar."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def register(app: typer.Typer) -> None:

@@ -72,6 +72,7 @@ class PerceptionConfig:
     # Keep SAM 2 tracking state (memory features, object pointers) on the CPU even when the
     # models run on an accelerator: this is what keeps long videos from filling GPU memory.
     offload_state_to_cpu: bool = True
+    # False: depth only on key frames (cheaper); objects on the other frames then carry no depth.
     depth_every_frame: bool = True
 
     def __post_init__(self) -> None:

@@ -68,7 +68,8 @@ def postprocess_detections(logits: np.ndarray, pred_boxes: np.ndarray, labels: S
     if logits.ndim != 2 or logits.shape[1] != len(labels):
         raise ValueError(f"logits must be (num_boxes, {len(labels)}), got {logits.shape}")
     best = logits.argmax(axis=1)
-    scores = 1.0 / (1.0 + np.exp(-logits[np.arange(len(logits)), best]))
+    # Clipped: masked queries carry float32-min logits, which would overflow exp().
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits[np.arange(len(logits)), best], -60.0, 60.0)))
     boxes = owlv2_boxes_to_pixels(pred_boxes, height, width)
     # Boxes that lie wholly in the padding collapse to zero size after clipping.
     valid = (scores >= score_threshold) & (boxes[:, 2] - boxes[:, 0] >= 1.0) & (boxes[:, 3] - boxes[:, 1] >= 1.0)

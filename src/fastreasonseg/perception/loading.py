@@ -165,9 +165,17 @@ def check_models_available(models: dict[str, str | None], *, local_files_only: b
 def load_pretrained(load: Callable[..., T], model_id: str, *, role: str, local_files_only: bool = False,
                     **kwargs: Any) -> T:
     """Call ``load(model_id, **kwargs)`` (a ``from_pretrained``) the offline-safe way described above."""
+    from transformers.utils import logging as hf_logging
+
     check_models_available({role: model_id}, local_files_only=local_files_only)
     source = str(Path(model_id).expanduser()) if is_local_path(model_id) else model_id
     offline = local_files_only or hub_offline() or is_local_path(model_id) or is_cached(model_id)
+    # transformers draws a "Loading weights" bar per model; three per twin build are noise (and
+    # tear the twin-build progress bar). Only silenced when nothing is downloaded, because the
+    # switch also hides huggingface_hub's download progress.
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    if offline:
+        hf_logging.disable_progress_bar()
     try:
         return load(source, local_files_only=offline, **kwargs)
     except OSError as exc:
@@ -176,6 +184,9 @@ def load_pretrained(load: Callable[..., T], model_id: str, *, role: str, local_f
     except (ValueError, KeyError) as exc:
         raise FrsError(f"{model_id!r} does not look like a {role} model this toolkit can use "
                        f"({type(exc).__name__}: {exc})") from None
+    finally:
+        if bars_were_on and not hf_logging.is_progress_bar_enabled():
+            hf_logging.enable_progress_bar()
 
 
 def models_for(config: Any, roles: Iterable[str]) -> dict[str, str | None]:
