@@ -46,6 +46,9 @@ class ReasonerBackend(ABC):
     """Generates assistant continuations. Greedy when ``temperature == 0``."""
 
     name: str = "backend"
+    adapter: str | None = None  # the adapter applied to the model, if any (set by the loader)
+    supports_batching: bool = False  # True when complete_many runs requests concurrently
+    supports_grammar: bool = False  # True when GenerationRequest.extra["grammar"] (GBNF) constrains decoding
 
     @abstractmethod
     def complete(self, request: GenerationRequest) -> Generation:
@@ -54,6 +57,13 @@ class ReasonerBackend(ABC):
     def complete_many(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         """Independent requests; backends that can batch override this."""
         return [self.complete(r) for r in requests]
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens ``text`` costs this model, or None when the backend has no tokenizer at hand."""
+        return None
+
+    def clear_cache(self) -> None:  # noqa: B027 - optional hook, only backends with a prefix cache have one
+        """Forget any cached prefix (benchmarks use this to measure re-encoding)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
         """Release resources (threads, sessions, model memory)."""

@@ -1,0 +1,301 @@
+"""The rollout engine: generate, pause at ``</plan>``, run the DT tools, insert ``<results>``, resume.
+
+One rollout (paper, DESIGN.md "Rollout protocol")::
+
+    prompt = system (instructions + tool contracts) [+ few-shot] + user (compact twin + query)
+    loop:  generate until </plan> or </answer>
+           on </plan>: parse the plan, run_plan(twin, calls), append "\\n<results>JSON</results>\\n"
+           on </answer>: done
+    parse the whole text with the protocol parser (also checks ids against the twin)
+
+Bounded by ``max_tool_rounds`` and token budgets (per turn and in total). Nothing the model
+writes is executed as code: plans are JSON handed to the whitelisted pure tools of
+:mod:`fastreasonseg.twin.tools`. Every problem (bad tags, bad JSON, unknown tool, budget
+exhausted, backend down, ...) ends up as a :class:`~fastreasonseg.reasoning.protocol.Failure`
+in the :class:`RolloutResult`; the engine does not raise on model output.
+
+Several queries on one twin (:meth:`RolloutEngine.run_many`) share the prompt up to the
+query text, so a backend with a prefix cache encodes the twin once. Backends that batch
+(``supports_batching``) get all rollouts' turns in lockstep through ``complete_many``;
+the others run the queries one after another, which keeps their single cached sequence
+warm for the resume after ``</plan>``.
+
+Departures from the paper: the paper fixes neither the budgets nor what happens on a
+malformed plan; here a malformed plan gets an error entry in ``<results>`` so the model can
+still answer, and the limits are configurable (:class:`RolloutConfig`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, Message, ReasonerBackend
+from fastreasonseg.reasoning.protocol import (
+    STOP_STRINGS,
+    Failure,
+    ParsedRollout,
+    parse_plan,
+    parse_rollout,
+    results_block,
+)
+
+if TYPE_CHECKING:
+    from fastreasonseg.twin.core import DigitalTwin
+
+
+
+@dataclass
+class RolloutConfig:
+    """Limits and decoding settings for one rollout.
+
+    ``few_shot``: prepend worked examples (for base models without the distilled adapter).
+    ``twin_max_tokens``: token budget for the compact twin text (the serializer drops
+    detail to fit; measured with the backend's tokenizer when it has one).
+    ``constrained``: on backends that support grammars (llama.cpp), decode under the
+    protocol grammar of :mod:`fastreasonseg.reasoning.grammar` (reason at most
+    ``reason_chars`` characters, registered tools only, the twin's ids only); ignored elsewhere.
+    """
+
+    max_tool_rounds: int = 3
+    max_new_tokens_per_turn: int = 256
+    max_new_tokens: int = 640
+    temperature: float = 0.0
+    seed: int | None = None
+    few_shot: bool = True
+    twin_max_tokens: int | None = 1200
+    constrained: bool = True
+    reason_chars: int = 300
+
+    def __post_init__(self) -> None:
+        if self.max_tool_rounds < 0:
+            raise ValueError(f"max_tool_rounds must be >= 0, got {self.max_tool_rounds}")
+        if self.max_new_tokens_per_turn < 1 or self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens_per_turn and max_new_tokens must be >= 1 "
+                             f"(got {self.max_new_tokens_per_turn}, {self.max_new_tokens})")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if self.reason_chars < 1:
+            raise ValueError(f"reason_chars must be >= 1, got {self.reason_chars}")
+        if self.twin_max_tokens is not None and self.twin_max_tokens < 32:
+            raise ValueError(f"twin_max_tokens must be >= 32 or None, got {self.twin_max_tokens}")
+
+
+@dataclass
+class ToolRound:
+    """One pause: the plan as written, what it parsed to, and the results inserted."""
+
+    plan_text: str
+    calls: list | None
+    results: list
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan": self.plan_text, "calls": self.calls, "results": self.results}
+
+
+@dataclass
+class RolloutResult:
+    """The outcome of one query: the full assistant text, the answer and everything that went wrong."""
+
+    query: str
+    text: str
+    answer_ids: list[int]
+    parsed: ParsedRollout
+    failures: list[Failure]
+    rounds: list[ToolRound] = field(default_factory=list)
+    stop_reason: str = ""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    new_tokens: int = 0
+    generation_calls: int = 0
+    seconds: float = 0.0
+
+    @property
+    def format_ok(self) -> bool:
+        return self.parsed.format_ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "answer_ids": self.answer_ids, "text": self.text,
+                "format_ok": self.format_ok, "failures": [f.to_dict() for f in self.failures],
+                "rounds": [r.to_dict() for r in self.rounds], "stop_reason": self.stop_reason,
+                "tokens": {"prompt": self.prompt_tokens, "cached": self.cached_tokens, "new": self.new_tokens},
+                "generation_calls": self.generation_calls, "seconds": round(self.seconds, 4)}
+
+
+def error_results(message: str) -> list[dict[str, Any]]:
+    """The results block content for a plan the tools could not even receive (same shape as a tool error)."""
+    return [{"tool": None, "ok": False, "error": message}]
+
+
+def execute_plan(twin: DigitalTwin, plan_text: str) -> tuple[list | None, list]:
+    """Parse a plan's JSON and run it on the twin; unusable JSON becomes an error entry, never an exception."""
+    from fastreasonseg.twin.tools import run_plan
+
+    calls, failures = parse_plan(plan_text)
+    if calls is None:
+        return None, error_results(failures[0].message if failures else "plan is not a JSON list of calls")
+    return calls, list(run_plan(twin, calls))
+
+
+class _Rollout:
+    """The state of one rollout between backend calls."""
+
+    def __init__(self, query: str, messages: list[Message], config: RolloutConfig, grammar: Any = None):
+        self.query = query
+        self.grammar = grammar  # callable(state) -> GBNF text, or None when decoding is unconstrained
+        self.messages = messages
+        self.config = config
+        self.text = ""
+        self.rounds: list[ToolRound] = []
+        self.failures: list[Failure] = []
+        self.done = False
+        self.stop_reason = ""
+        self.prompt_tokens = self.cached_tokens = self.new_tokens = self.calls = 0
+        self.seconds = 0.0
+
+    def request(self) -> GenerationRequest:
+        remaining = self.config.max_new_tokens - self.new_tokens
+        seed = None if self.config.seed is None else self.config.seed + self.calls
+        extra = {}
+        if self.grammar is not None:
+            state = "start" if not self.text else "answer_only" if len(self.rounds) >= self.config.max_tool_rounds \
+                else "after_results"
+            extra["grammar"] = self.grammar(state)
+        return GenerationRequest(messages=self.messages, assistant_prefix=self.text, stop=STOP_STRINGS,
+                                 max_new_tokens=min(self.config.max_new_tokens_per_turn, remaining),
+                                 temperature=self.config.temperature, seed=seed, extra=extra)
+
+    def advance(self, generation: Generation, twin: DigitalTwin) -> None:
+        self.calls += 1
+        self.prompt_tokens += generation.prompt_tokens
+        self.cached_tokens += generation.cached_tokens
+        self.new_tokens += generation.new_tokens
+        self.seconds += generation.seconds
+        self.stop_reason = generation.stop_reason
+        if generation.stop_reason == "error":
+            self._finish(Failure("backend_error", generation.error or "backend failed without a message"))
+            return
+        self.text += _cut_after_stop(generation.text)
+        if self.text.endswith("</answer>"):
+            self._finish()
+        elif self.text.endswith("</plan>"):
+            if len(self.rounds) >= self.config.max_tool_rounds:
+                self._finish(Failure("too_many_tool_rounds",
+                                     f"plan number {len(self.rounds) + 1} exceeds max_tool_rounds={self.config.max_tool_rounds}"))
+                return
+            plan_text = _last_plan(self.text)
+            if plan_text is None:
+                calls, results = None, error_results("</plan> without a matching <plan>")
+            else:
+                calls, results = execute_plan(twin, plan_text)
+            self.rounds.append(ToolRound(plan_text=plan_text or "", calls=calls, results=results))
+            self.text += results_block(results)
+            if self.new_tokens >= self.config.max_new_tokens:
+                self._finish(Failure("token_budget_exhausted", f"used all {self.config.max_new_tokens} new tokens "
+                                                               "before </answer>"))
+        elif generation.stop_reason == "length":
+            self._finish(Failure("token_budget_exhausted", f"turn stopped at its token limit after {generation.new_tokens} "
+                                                           "tokens without </plan> or </answer>"))
+        else:
+            self._finish(Failure("ended_without_answer", f"generation ended ({generation.stop_reason}) before </answer>"))
+
+    def _finish(self, failure: Failure | None = None) -> None:
+        if failure is not None:
+            self.failures.append(failure)
+        self.done = True
+
+    def result(self, twin: DigitalTwin) -> RolloutResult:
+        parsed = parse_rollout(self.text, twin)
+        known = set(twin.track_ids)
+        answer = [i for i in (parsed.answer_ids or []) if i in known]
+        return RolloutResult(query=self.query, text=self.text, answer_ids=answer, parsed=parsed,
+                             failures=[*parsed.failures, *self.failures], rounds=self.rounds,
+                             stop_reason=self.stop_reason, prompt_tokens=self.prompt_tokens,
+                             cached_tokens=self.cached_tokens, new_tokens=self.new_tokens,
+                             generation_calls=self.calls, seconds=self.seconds)
+
+
+def _last_plan(text: str) -> str | None:
+    """The inside of the ``<plan>`` block that ``text`` ends with, or None when that ``</plan>`` has no opening tag."""
+    opening = text.rfind("<plan>")
+    if opening < 0:
+        return None
+    inside = text[opening + len("<plan>"):-len("</plan>")]
+    return None if "</plan>" in inside else inside
+
+
+def _cut_after_stop(text: str) -> str:
+    """Backends should stop at the stop string; trim anything after the first one, defensively."""
+    cut = len(text)
+    for stop in STOP_STRINGS:
+        at = text.find(stop)
+        if at >= 0:
+            cut = min(cut, at + len(stop))
+    return text[:cut]
+
+
+class RolloutEngine:
+    """Runs rollouts for queries on twins with one backend.
+
+    ``prompt`` builds the chat messages; the default is
+    :class:`fastreasonseg.reasoning.prompt.PromptBuilder` with ``config.few_shot``.
+    """
+
+    def __init__(self, backend: ReasonerBackend, config: RolloutConfig | None = None, prompt: Any | None = None):
+        from fastreasonseg.reasoning.prompt import PromptBuilder
+
+        self.backend = backend
+        self.config = config or RolloutConfig()
+        self.prompt = prompt or PromptBuilder(few_shot=self.config.few_shot)
+        self._twin_text_cache: tuple[int, str] | None = None
+
+    def twin_text(self, twin: DigitalTwin) -> str:
+        """The compact twin text, within ``twin_max_tokens`` counted by the backend's tokenizer when it has one."""
+        if self._twin_text_cache is not None and self._twin_text_cache[0] == id(twin):
+            return self._twin_text_cache[1]
+        from fastreasonseg.twin.serialize import serialize_twin
+
+        counter = self.backend.count_tokens if self.backend.count_tokens("id") is not None else None
+        text = serialize_twin(twin, max_tokens=self.config.twin_max_tokens, count_tokens=counter)
+        self._twin_text_cache = (id(twin), text)
+        return text
+
+    def messages(self, twin: DigitalTwin, query: str) -> list[Message]:
+        return self.prompt.messages(self.twin_text(twin), query, video=twin.is_video)
+
+    def run(self, twin: DigitalTwin, query: str) -> RolloutResult:
+        """One query on one twin."""
+        return self.run_many(twin, [query])[0]
+
+    def run_many(self, twin: DigitalTwin, queries: Sequence[str]) -> list[RolloutResult]:
+        """Several queries on one twin, reusing the encoded twin prefix; results in query order."""
+        started = time.perf_counter()
+        grammar = None
+        if self.config.constrained and self.backend.supports_grammar:
+            from fastreasonseg.reasoning.grammar import rollout_grammar
+
+            ids, video, chars = twin.track_ids, twin.is_video, self.config.reason_chars
+
+            def grammar(state: str) -> str:
+                return rollout_grammar(ids, video=video, state=state, reason_chars=chars)
+
+        rollouts = [_Rollout(q, self.messages(twin, q), self.config, grammar) for q in queries]
+        if self.backend.supports_batching and len(rollouts) > 1:
+            while active := [r for r in rollouts if not r.done]:
+                generations = self.backend.complete_many([r.request() for r in active])
+                for rollout, generation in zip(active, generations, strict=True):
+                    rollout.advance(generation, twin)
+            results = [r.result(twin) for r in rollouts]
+            for result in results:  # lockstep: a query's latency is the batch's
+                result.seconds = time.perf_counter() - started
+            return results
+        results = []
+        for rollout in rollouts:
+            started = time.perf_counter()
+            while not rollout.done:
+                rollout.advance(self.backend.complete(rollout.request()), twin)
+            results.append(rollout.result(twin))
+            results[-1].seconds = time.perf_counter() - started  # wall time incl. tools and parsing
+        return results
