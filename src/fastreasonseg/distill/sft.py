@@ -1,0 +1,197 @@
+"""``frs sft``: LoRA supervised fine-tuning of the student on kept teacher chains (TRL SFTTrainer + PEFT).
+
+Run::
+
+    frs sft --items data/synth/train.jsonl --chains runs/teacher/chains.jsonl --out runs/sft
+    frs sft --config configs/sft_smollm2.yaml --set epochs=1 --set limit=200
+
+Each example is the runtime's prompt (system + twin + query, :func:`build_messages`)
+followed by the teacher's rollout and EOS, pre-tokenised into ``input_ids`` and
+``assistant_masks`` that TRL folds into the labels (``-100`` where the mask is 0):
+
+- 0 on the prompt;
+- 0 on every runtime-inserted ``\\n<results>...</results>\\n`` span
+  (:func:`fastreasonseg.reasoning.protocol.results_spans`): the model must learn to call
+  tools, not to imagine their output;
+- 1 on ``<reason>``, ``<plan>`` and ``<answer>`` text and on the final EOS.
+
+The text is tokenised in one piece, exactly as the inference backend tokenises a prompt
+plus partial rollout, and a token is trained only if its characters lie entirely inside
+the model-written part (a token straddling a results boundary gets 0, never a gradient
+from inserted text). Examples longer than ``max_length`` are dropped and counted, not
+truncated, so no example loses its answer.
+
+Training is resumable: rerunning with the same ``out`` continues from the last
+``checkpoint-*`` (HF Trainer ``resume_from_checkpoint``). Outputs: ``out/adapter`` (the
+LoRA adapter), ``out/resolved_config.yaml``, ``out/sft_stats.json``.
+
+Departures from the paper: CPU-sized defaults (see :mod:`fastreasonseg.distill.config`);
+the paper does not say whether its SFT masks tool results; we do, as the issue requires.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastreasonseg.distill.config import SFTRunConfig
+from fastreasonseg.distill.models import build_messages, render_prompt
+from fastreasonseg.reasoning.protocol import results_spans
+
+
+@dataclass
+class TokenizedChain:
+    """``assistant_masks[i]`` is 1 where ``input_ids[i]`` is trained; ``results_tokens`` counts masked inserted tokens."""
+
+    input_ids: list[int]
+    assistant_masks: list[int]
+    results_tokens: int = 0
+
+    def to_dict(self) -> dict[str, list[int]]:
+        return {"input_ids": self.input_ids, "assistant_masks": self.assistant_masks}
+
+
+def tokenize_chain(tokenizer: Any, messages: list[dict[str, str]], rollout: str) -> TokenizedChain:
+    """Prompt + rollout + EOS as token ids, with the loss mask described in the module docstring."""
+    prompt = render_prompt(tokenizer, messages)
+    text = prompt + rollout
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoded["input_ids"])
+    offsets = encoded["offset_mapping"]
+    start = len(prompt)
+    excluded = [(a + start, b + start) for a, b in results_spans(rollout)]
+    mask = []
+    results_tokens = 0
+    for token_start, token_end in offsets:
+        trainable = token_start >= start and token_end > token_start
+        if trainable and any(token_start < b and token_end > a for a, b in excluded):
+            trainable = False
+            results_tokens += 1
+        mask.append(int(trainable))
+    ids.append(tokenizer.eos_token_id)
+    mask.append(1)
+    return TokenizedChain(input_ids=ids, assistant_masks=mask, results_tokens=results_tokens)
+
+
+@dataclass
+class SFTData:
+    examples: list[dict[str, list[int]]]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def kept_chains(path: str | Path) -> dict[str, list[str]]:
+    """item id -> kept chain texts from a ``frs teacher`` output file."""
+    from fastreasonseg.distill.jsonl import read_jsonl
+
+    chains: dict[str, list[str]] = {}
+    for record in read_jsonl(path):
+        if record.get("kept") and isinstance(record.get("chain"), str):
+            chains.setdefault(str(record["item_id"]), []).append(record["chain"])
+    return chains
+
+
+def build_sft_examples(items: Iterable[Any], chains: dict[str, list[str]], tokenizer: Any, *, max_length: int,
+                       few_shot: bool = False, twin_max_tokens: int | None = 1200,
+                       limit: int | None = None) -> SFTData:
+    """Tokenised SFT examples for every kept chain of ``items``; stats count what was used and dropped."""
+    from fastreasonseg.distill.items import item_view
+
+    examples: list[dict[str, list[int]]] = []
+    stats = {"items_with_chains": 0, "examples": 0, "dropped_too_long": 0, "max_tokens": 0, "trained_tokens": 0,
+             "masked_results_tokens": 0}
+    for item in items:
+        view = item_view(item)
+        texts = chains.get(view.id)
+        if not texts:
+            continue
+        if limit is not None and stats["items_with_chains"] >= limit:
+            break
+        stats["items_with_chains"] += 1
+        messages = build_messages(view.twin, view.query, tokenizer, few_shot=few_shot, twin_max_tokens=twin_max_tokens)
+        for text in texts:
+            chain = tokenize_chain(tokenizer, messages, text)
+            if len(chain.input_ids) > max_length:
+                stats["dropped_too_long"] += 1
+                continue
+            stats["max_tokens"] = max(stats["max_tokens"], len(chain.input_ids))
+            stats["trained_tokens"] += sum(chain.assistant_masks)
+            stats["masked_results_tokens"] += chain.results_tokens
+            examples.append(chain.to_dict())
+    stats["examples"] = len(examples)
+    return SFTData(examples=examples, stats=stats)
+
+
+def last_checkpoint(folder: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` folder under ``folder`` (what ``resume_from_checkpoint`` needs), or None."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    steps = []
+    for path in folder.glob("checkpoint-*"):
+        suffix = path.name.split("-", 1)[1]
+        if path.is_dir() and suffix.isdigit() and (path / "trainer_state.json").is_file():
+            steps.append((int(suffix), path))
+    return str(max(steps)[1]) if steps else None
+
+
+def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = None,
+                      report_to: str = "none") -> tuple[Any, dict[str, Any]]:
+    """(SFTTrainer with LoRA on the tokenised chains, data stats) for ``config``."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from fastreasonseg.distill.items import load_items
+    from fastreasonseg.distill.models import load_policy, lora_config
+    from fastreasonseg.errors import FrsError
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model, tokenizer = load_policy(config.model, config.gguf_file, config.dtype)
+    chains = kept_chains(config.chains)
+    if not chains:
+        raise FrsError(f"no kept chains in {config.chains}; run `frs teacher` first (or lower its iou_threshold)")
+    data = build_sft_examples(load_items(config.items) if items is None else items, chains, tokenizer,
+                              max_length=config.max_length, few_shot=config.few_shot,
+                              twin_max_tokens=config.twin_max_tokens, limit=config.limit)
+    if not data.examples:
+        raise FrsError(f"no SFT examples: {data.stats}. Check that the chains' item ids are in {config.items} "
+                       f"and that max_length={config.max_length} fits the prompts")
+    args = SFTConfig(
+        output_dir=str(config.out), num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,
+        lr_scheduler_type=config.lr_scheduler, logging_steps=config.logging_steps, save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit, seed=config.seed, max_length=config.max_length,
+        use_cpu=True, bf16=False, fp16=False, report_to=report_to, disable_tqdm=False,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data.examples),
+                         processing_class=tokenizer,
+                         peft_config=lora_config(config.lora_r, config.lora_alpha, config.lora_dropout,
+                                                 config.lora_targets))
+    return trainer, data.stats
+
+
+def run_sft(config: SFTRunConfig, *, items: Iterable[Any] | None = None, report_to: str = "none") -> Path:
+    """Train the LoRA adapter; returns the adapter folder ``config.out/adapter``. Reruns resume from checkpoints."""
+    out = Path(config.out)
+    config.save(out)
+    trainer, data_stats = build_sft_trainer(config, items=items, report_to=report_to)
+    print(f"SFT data: {json.dumps(data_stats)}", flush=True)
+    resume = last_checkpoint(out)
+    if resume:
+        print(f"resuming from {resume}", flush=True)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    adapter = out / "adapter"
+    trainer.model.save_pretrained(adapter)
+    trainer.processing_class.save_pretrained(adapter)
+    config.save(adapter)
+    stats = {**data_stats, "train_seconds": round(time.perf_counter() - started, 1),
+             "train_loss": result.training_loss, "global_step": trainer.state.global_step, "resumed_from": resume}
+    (out / "sft_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+    return adapter
