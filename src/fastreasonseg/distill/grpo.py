@@ -243,6 +243,8 @@ def build_rl_dataset(items: Any, tokenizer: Any, *, few_shot: bool = False, twin
         twin_json = view.twin.to_json()
         table.setdefault(messages[-1]["content"], twin_json)
         rows.append({"prompt": messages, "id": view.id, "query": view.query, "twin_json": twin_json,
+                     "gt_masks_json": json.dumps([{"frame": f, "mask": m} for f, m in view.gt_masks.items()])
+                     if view.gt_masks is not None else "",
                      "gt_twin_json": view.gt_twin.to_json() if view.gt_twin is not None else "",
                      "answer_ids": view.answer_ids, "teacher": view.teacher or "",
                      "category": view.keys.get("category", ""), "level": view.keys.get("level", "")})

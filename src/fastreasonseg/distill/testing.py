@@ -4,12 +4,16 @@ The tokenizer is a byte-level BPE trained in milliseconds on protocol-like text,
 ChatML template and ``<|im_end|>`` as EOS/pad like SmolLM2; the model is a 2-layer
 Llama with hidden size 32. Both are written with ``save_pretrained`` so tests load them
 through the same :func:`fastreasonseg.distill.models.load_policy` path as real models.
-Nothing is downloaded.
+Nothing is downloaded. :func:`tiny_items` gives two hand-made items on a tiny twin.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastreasonseg.twin.core import DigitalTwin
 
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + "
           "'\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
@@ -57,3 +61,42 @@ def make_tiny_chat_model(folder: str | Path, *, vocab_size: int = 600, hidden_si
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
     return folder
+
+
+def tiny_twin() -> DigitalTwin:
+    """A 96x64 image twin: knife 1, bread 2, a near cup 3 and a far cup 4 (boxes as masks)."""
+    from fastreasonseg.twin.core import DigitalTwin, Frame, Source, make_object
+
+    objects = (make_object(1, "knife", 0.9, [10, 30, 40, 36], depth=(0.35, 0.02)),
+               make_object(2, "bread", 0.88, [45, 25, 80, 45], depth=(0.4, 0.05)),
+               make_object(3, "cup", 0.93, [5, 5, 20, 20], depth=(0.2, 0.03)),
+               make_object(4, "cup", 0.9, [60, 2, 75, 15], depth=(0.7, 0.03)))
+    return DigitalTwin(source=Source(kind="image", width=96, height=64), frames=(Frame(0, 0.0, objects),))
+
+
+def tiny_items() -> list[dict]:
+    """Two items on :func:`tiny_twin` in the synthetic-items schema (:mod:`fastreasonseg.data.items`), with
+    programmatic-style teacher chains: one with a tool round, one without."""
+    from fastreasonseg.reasoning.protocol import build_rollout
+    from fastreasonseg.twin.masks import encode_mask
+    from fastreasonseg.twin.tools import run_plan
+
+    twin = tiny_twin()
+    calls = [{"tool": "depth_order", "args": {"ids": [3, 4]}}]
+    with_tool = build_rollout("The cups are 3 and 4. I compare depth.", [(calls, run_plan(twin, calls))], [3])
+    direct = build_rollout("A knife cuts bread: id 1.", [], [1])
+
+    def item(item_id: str, query: str, answer: list[int], category: str, level: int, program: dict,
+             teacher: str) -> dict:
+        gt = [{"frame": 0, "mask": encode_mask(twin.union_mask(answer, 0))}]
+        return {"id": item_id, "split": "train", "scene_id": "tiny-scene", "twin": twin.to_dict(), "query": query,
+                "is_sentence": False, "category": category, "level": level, "program": program,
+                "answer_ids": answer, "teacher": teacher, "holdout": None,
+                "meta": {"gt_masks": gt, "noise_level": 0.0, "teacher_iou": 1.0}}
+
+    near_cup = {"steps": [{"id": "cups", "op": "labels", "labels": ["cup"]},
+                          {"id": "near", "op": "extreme", "in": "cups", "by": "depth", "order": "min"}],
+                "answer": "near"}
+    knife = {"steps": [{"id": "k", "op": "labels", "labels": ["knife"]}], "answer": "k"}
+    return [item("cup", "the cup closest to me", [3], "spatial", 2, near_cup, with_tool),
+            item("knife", "what can I cut bread with", [1], "semantic", 1, knife, direct)]

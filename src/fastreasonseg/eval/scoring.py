@@ -122,19 +122,25 @@ class ScoringTarget:
 
 
 def target_from_item(item: Any) -> ScoringTarget:
-    """The scoring target of a synthetic item (:class:`fastreasonseg.data.items.SynthItem` or its JSON dict).
+    """The scoring target of an item (:class:`fastreasonseg.data.items.SynthItem`, its JSON dict or a dataset row).
 
-    Ground truth: the union of the item's ``answer_ids`` masks in its noise-free twin when
-    it carries one (``gt_twin``), else in the twin the model sees.
+    Ground truth: the item's per-frame ``gt_masks`` (union of the answer's clean masks;
+    frames not listed are empty); without them, the union of ``answer_ids`` in the
+    noise-free twin, or in the twin the model sees.
     """
     from fastreasonseg.distill.items import item_view
+    from fastreasonseg.twin.masks import decode_mask
 
     view = item_view(item)
-    gt_twin = view.gt_twin or view.twin
     indices = [f.index for f in view.twin.frames]
-    gt_indices = {f.index for f in gt_twin.frames}
     shape = (view.twin.source.height, view.twin.source.width)
-    gt = [gt_twin.union_mask(view.answer_ids, i) if i in gt_indices else np.zeros(shape, dtype=bool) for i in indices]
+    if view.gt_masks is not None:
+        gt = [decode_mask(view.gt_masks[i]) if i in view.gt_masks else np.zeros(shape, dtype=bool) for i in indices]
+    else:
+        gt_twin = view.gt_twin or view.twin
+        gt_indices = {f.index for f in gt_twin.frames}
+        gt = [gt_twin.union_mask(view.answer_ids, i) if i in gt_indices else np.zeros(shape, dtype=bool)
+              for i in indices]
     return ScoringTarget(twin=view.twin, gt_frames=gt, frame_indices=indices, keys=view.keys)
 
 
