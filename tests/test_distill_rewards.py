@@ -6,6 +6,7 @@ import json
 import pickle
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -171,9 +172,9 @@ def test_llm_judge_on_failure_zero_and_missing_teacher():
 
 
 class _ChatHandler(BaseHTTPRequestHandler):
-    bodies: list = []
+    bodies: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):  # http.server's method name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _ChatHandler.bodies.append((self.path, body))
         reply = {"choices": [{"message": {"role": "assistant", "content": "Close.\nSCORE: 0.6"},
