@@ -1,0 +1,59 @@
+"""``frs serve``: a warm segmentation service (FastAPI) with a web page, for robots and people.
+
+Public API::
+
+    from fastreasonseg.serve import ServeConfig, build_service, create_app
+    service = build_service(ServeConfig(), ReasonerConfig("default"))   # loads the reasoner once
+    app = create_app(service)                                           # FastAPI app; uvicorn runs it
+    serve(ServeConfig(port=8000))                                       # both, and blocks
+
+Tests build :class:`~fastreasonseg.serve.service.SegmentService` directly around a
+:class:`~fastreasonseg.reasoning.engine.RolloutEngine` with a scripted backend and a stand-in
+perceiver. Web stack: FastAPI + uvicorn (the ``serve`` extra); the page is plain HTML/JS
+served from ``serve/static`` (no framework, no CDN). The Python client is
+:mod:`fastreasonseg.client`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastreasonseg.serve.config import ServeConfig
+
+if TYPE_CHECKING:
+    from fastreasonseg.reasoning.engine import RolloutConfig
+    from fastreasonseg.reasoning.loader import ReasonerConfig
+    from fastreasonseg.serve.service import SegmentService
+
+__all__ = ["ServeConfig", "build_service", "create_app", "serve"]
+
+
+def build_service(config: ServeConfig | None = None, reasoner: ReasonerConfig | None = None,
+                  rollout: RolloutConfig | None = None, *, perceiver: Any = None) -> SegmentService:
+    """Load the reasoner (once) and wrap it in a service. Raises FrsError when the reasoner cannot load."""
+    from fastreasonseg.reasoning.engine import RolloutEngine
+    from fastreasonseg.reasoning.loader import ReasonerConfig, load_reasoner
+    from fastreasonseg.serve.service import SegmentService
+
+    reasoner = reasoner or ReasonerConfig()
+    backend = load_reasoner(reasoner)
+    return SegmentService(RolloutEngine(backend, rollout), config or ServeConfig(), perceiver=perceiver,
+                          reasoner_name=reasoner.spec)
+
+
+def create_app(service: SegmentService) -> Any:
+    from fastreasonseg.serve.app import create_app as _create_app
+
+    return _create_app(service)
+
+
+def serve(config: ServeConfig, reasoner: ReasonerConfig | None = None, rollout: RolloutConfig | None = None) -> None:
+    """Build the service and run uvicorn until interrupted (one process, one worker: the models are loaded once)."""
+    import logging
+
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    service = build_service(config, reasoner, rollout)
+    uvicorn.run(create_app(service), host=config.host, port=config.port, workers=1, access_log=False,
+                log_level="info", timeout_graceful_shutdown=5)

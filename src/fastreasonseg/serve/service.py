@@ -1,0 +1,253 @@
+"""The warm state behind ``frs serve``: one reasoner, one perceiver, a scene cache and a bounded queue.
+
+Models load once (when the service is built) and serve every request. The reasoner keeps a
+single prefix KV cache, so jobs run one at a time on a single worker thread; that also
+makes a repeated scene cheap twice over: the scene cache (keyed by the SHA-256 of the
+uploaded bytes) skips perception, and the engine's twin text plus the backend's token
+prefix cache skip re-encoding the twin for the next query about it.
+
+Admission is bounded: at most ``1 + queue_size`` jobs are running or waiting; a further
+request gets :class:`QueueFull` (503 + ``Retry-After`` in the app) instead of buffering more
+uploads. A job that exceeds the per-request timeout is answered with 504; a job still
+waiting is cancelled, a running one finishes in the background and keeps its slot until it
+does, so timeouts never let more work pile up than the queue allows.
+
+Departure: perception here builds the twin from the file alone (no query nouns added to the
+detector's vocabulary, unlike ``frs segment``), so the twin is a function of the bytes and
+can be cached and shared by every query about the scene.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastreasonseg.serve.config import ServeConfig
+from fastreasonseg.serve.uploads import UploadError, UploadFolder, check_image, check_video, classify
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from fastreasonseg.reasoning.engine import RolloutEngine
+    from fastreasonseg.twin.core import DigitalTwin
+
+# perceiver(path, kind) -> twin; kind is "image" or "video". Raises FrsError when models are missing.
+Perceiver = Callable[["Path", str], "DigitalTwin"]
+
+
+class QueueFull(Exception):
+    """Every running and waiting slot is taken."""
+
+
+class PerceptionUnavailable(Exception):
+    """The perception models cannot be loaded (message says how to get them)."""
+
+
+@dataclass
+class Scene:
+    """A scene the service has seen: its twin, the picture overlays are drawn on, and what perception cost."""
+
+    scene_id: str
+    kind: str  # "twin", "image", "video" or "demo"
+    twin: DigitalTwin
+    picture: np.ndarray | None
+    perception_s: float
+    cached: bool = False
+
+
+class DefaultPerceiver:
+    """OWLv2 + SAM 2 + Depth Anything through :mod:`fastreasonseg.perception`, loaded on first use and kept."""
+
+    def __init__(self, config: Any = None):
+        self.config = config
+        self._builders: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, path: Path, kind: str) -> DigitalTwin:
+        from fastreasonseg.errors import FrsError
+
+        with self._lock:
+            builder = self._builders.get(kind)
+            if builder is None:
+                from fastreasonseg.perception import ImageTwinBuilder, PerceptionConfig, VideoTwinBuilder
+
+                config = self.config or PerceptionConfig(device="cpu", local_files_only=True)
+                builder = (ImageTwinBuilder if kind == "image" else VideoTwinBuilder)(config)
+                try:
+                    builder.check_available()
+                except FrsError as exc:
+                    raise PerceptionUnavailable(str(exc)) from None
+                self._builders[kind] = builder
+        return builder.build(path)
+
+
+class SegmentService:
+    """Everything a request needs, built once. Thread-safe; jobs run on one worker thread."""
+
+    def __init__(self, engine: RolloutEngine, config: ServeConfig | None = None, *,
+                 perceiver: Perceiver | None = None, reasoner_name: str | None = None):
+        self.engine = engine
+        self.config = config or ServeConfig()
+        self.perceiver = perceiver if perceiver is not None else DefaultPerceiver()
+        self.reasoner_name = reasoner_name or getattr(engine.backend, "name", type(engine.backend).__name__)
+        self.started = time.time()
+        self.uploads = UploadFolder()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frs-serve")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._running = 0
+        self._scenes: collections.OrderedDict[str, Scene] = collections.OrderedDict()
+        self.counters = collections.Counter()
+
+    # ------------------------------------------------------------------ admission
+
+    @property
+    def capacity(self) -> int:
+        return 1 + self.config.queue_size
+
+    def queue_state(self) -> dict[str, int]:
+        with self._lock:
+            return {"running": self._running, "waiting": self._in_flight - self._running, "capacity": self.capacity}
+
+    def submit(self, job: Callable[[], Any]) -> Future:
+        """Queue ``job`` on the worker, or raise :class:`QueueFull`. The slot is freed when the job ends or is cancelled."""
+        with self._lock:
+            if self._in_flight >= self.capacity:
+                self.counters["rejected_queue_full"] += 1
+                raise QueueFull(f"{self._in_flight} requests running or waiting (limit {self.capacity})")
+            self._in_flight += 1
+
+        def run() -> Any:
+            with self._lock:
+                self._running += 1
+            try:
+                return job()
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+        try:
+            future = self._executor.submit(run)
+        except RuntimeError:  # executor shut down
+            with self._lock:
+                self._in_flight -= 1
+            raise
+        future.add_done_callback(self._release)
+        return future
+
+    def _release(self, _future: Future) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    # ------------------------------------------------------------------ scenes
+
+    def cached_scene(self, scene_id: str) -> Scene | None:
+        with self._lock:
+            scene = self._scenes.get(scene_id)
+            if scene is not None:
+                self._scenes.move_to_end(scene_id)
+        return scene
+
+    def _remember(self, scene: Scene) -> None:
+        with self._lock:
+            self._scenes[scene.scene_id] = scene
+            self._scenes.move_to_end(scene.scene_id)
+            while len(self._scenes) > self.config.cache_size:
+                self._scenes.popitem(last=False)
+
+    @staticmethod
+    def content_id(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()[:32]
+
+    def scene_from_upload(self, data: bytes, content_type: str | None) -> Scene:
+        """Twin JSON, image or video bytes -> a scene (cached by content hash). Runs on the worker thread."""
+        scene_id = self.content_id(data)
+        cached = self.cached_scene(scene_id)
+        if cached is not None:
+            self.counters["scene_cache_hits"] += 1
+            return Scene(cached.scene_id, cached.kind, cached.twin, cached.picture, cached.perception_s, cached=True)
+        sniffed = classify(data, content_type)
+        started = time.perf_counter()
+        if sniffed.kind == "twin":
+            scene = Scene(scene_id, "twin", parse_twin(data), None, 0.0)
+        else:
+            path = self.uploads.write(data, sniffed.suffix)
+            try:
+                if sniffed.kind == "image":
+                    picture = check_image(path, self.config)
+                else:
+                    picture = check_video(path, self.config)
+                twin = self.perceiver(path, sniffed.kind)
+            finally:
+                path.unlink(missing_ok=True)
+            scene = Scene(scene_id, sniffed.kind, twin, picture, time.perf_counter() - started)
+        self.counters["scenes_built"] += 1
+        self._remember(scene)
+        return scene
+
+    def demo_scene(self, name: str) -> Scene:
+        from fastreasonseg.serve.demos import DEMOS, demo_scene
+
+        if name not in DEMOS:
+            raise UploadError(404, f"no demo scene {name!r}; choose from {', '.join(DEMOS)}")
+        scene_id = f"demo-{name}"
+        cached = self.cached_scene(scene_id)
+        if cached is not None:
+            return Scene(cached.scene_id, "demo", cached.twin, cached.picture, 0.0, cached=True)
+        demo = demo_scene(name)
+        scene = Scene(scene_id, "demo", demo.twin, demo.picture, 0.0)
+        self._remember(scene)
+        return scene
+
+    # ------------------------------------------------------------------ reasoning
+
+    def segment(self, scene: Scene, queries: Sequence[str], *, overlay: bool = False) -> list[dict[str, Any]]:
+        """Run every query on the scene's twin (one shared prefix) and build result.json dicts. Worker thread."""
+        from fastreasonseg.serve.results import overlay_png, png_base64, segment_result
+
+        rollouts = self.engine.run_many(scene.twin, list(queries))
+        results = []
+        for index, rollout in enumerate(rollouts):
+            # Perception is paid once per request (and not at all for a cached scene): charge it to the first query.
+            perception_s = scene.perception_s if index == 0 and not scene.cached else 0.0
+            result = segment_result(scene.twin, rollout, perception_s)
+            if overlay:
+                result["overlay_png"] = png_base64(overlay_png(scene.twin, scene.picture, list(rollout.answer_ids)))
+            results.append(result)
+        self.counters["queries"] += len(results)
+        return results
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.uploads.cleanup()
+        close = getattr(self.engine.backend, "close", None)
+        if close is not None:
+            close()
+
+
+def parse_twin(data: bytes) -> DigitalTwin:
+    """Twin JSON bytes -> a validated twin; every problem is an UploadError(422) naming the fields."""
+    import json
+
+    from fastreasonseg.twin.core import DigitalTwin, TwinValidationError
+
+    try:
+        payload = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UploadError(422, f"the twin JSON is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UploadError(422, f"the twin is not valid JSON ({exc})") from None
+    try:
+        return DigitalTwin.from_dict(payload)
+    except TwinValidationError as exc:
+        raise UploadError(422, str(exc)) from None
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+        raise UploadError(422, f"invalid digital twin: {exc}") from None
