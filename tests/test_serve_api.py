@@ -326,3 +326,41 @@ def test_tiny_random_model_through_the_real_loader(tmp_path) -> None:
     result = response.json()["results"][0]
     assert result["failures"] and result["format_ok"] is False  # random weights cannot follow the protocol
     assert info["reasoner"]["backend"] == "HFBackend" and info["reasoner"]["name"] == str(folder)
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/v1/nothing", 404), ("DELETE", "/v1/segment", 405), ("GET", "/v1/segment", 405),
+])
+def test_unknown_routes_use_the_error_format(client, method: str, path: str, status: int) -> None:
+    test_client, _ = client
+    response = test_client.request(method, path)
+    assert response.status_code == status and response.json()["error"]["status"] == status
+
+
+def test_broken_multipart_is_400_not_500(client) -> None:
+    test_client, _ = client
+    response = test_client.post("/v1/segment", content=b"--x\r\nTrue--x--\r\n",
+                                headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code in (400, 422) and response.json()["error"]["message"]
+
+
+def test_structured_log_line_per_request(client, caplog) -> None:
+    test_client, _ = client
+    with caplog.at_level("INFO", logger="fastreasonseg.serve"):
+        response = test_client.get("/v1/health", headers={"x-request-id": "robot-7.frame-12"})
+    assert response.headers["x-request-id"] == "robot-7.frame-12"
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "fastreasonseg.serve"]
+    assert lines[-1]["request_id"] == "robot-7.frame-12" and lines[-1]["status"] == 200
+    assert lines[-1]["path"] == "/v1/health" and lines[-1]["ms"] >= 0
+    unsafe = test_client.get("/v1/health", headers={"x-request-id": "../../etc\nX: y"})
+    assert unsafe.headers["x-request-id"] != "../../etc\nX: y" and len(unsafe.headers["x-request-id"]) == 16
+
+
+def test_service_restarts_after_close() -> None:
+    test_client, service = make_client()
+    with test_client:
+        assert post_segment(test_client).status_code == 200
+    folder = service._uploads
+    assert folder is None  # closed with the app
+    with test_client:
+        assert post_segment(test_client).status_code == 200  # same models, new worker

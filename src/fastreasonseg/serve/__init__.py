@@ -55,5 +55,9 @@ def serve(config: ServeConfig, reasoner: ReasonerConfig | None = None, rollout: 
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     service = build_service(config, reasoner, rollout)
-    uvicorn.run(create_app(service), host=config.host, port=config.port, workers=1, access_log=False,
-                log_level="info", timeout_graceful_shutdown=5)
+    try:
+        uvicorn.run(create_app(service), host=config.host, port=config.port, workers=1, access_log=False,
+                    log_level="info", timeout_graceful_shutdown=5)
+    finally:
+        service.close()
+        service.engine.backend.close()

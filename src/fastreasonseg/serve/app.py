@@ -50,7 +50,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _FORM_OVERHEAD_BYTES = 256 * 1024
 SEGMENT_FIELDS = frozenset({"file", "scene", "demo", "query", "overlay"})
 TWIN_FIELDS = frozenset({"file"})
-ERRORS: dict = {code: {"model": ErrorResponse} for code in (404, 413, 415, 422, 503, 504)}
+ERRORS: dict = {code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503, 504)}
 
 
 class _BodyTooLarge(Exception):
@@ -155,10 +155,11 @@ def create_app(service: SegmentService) -> "FastAPI":
     """The app around a built :class:`SegmentService` (tests inject one with a scripted reasoner)."""
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+    from fastapi import FastAPI, File, Form, Query, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException  # base of fastapi's; also raised for bad multipart, 404, 405
 
     import fastreasonseg
 
@@ -166,8 +167,9 @@ def create_app(service: SegmentService) -> "FastAPI":
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        service.start()
         yield
-        service.close()
+        service.close()  # worker and upload folder; the caller owns the models (see serve())
 
     app = FastAPI(title="fastreasonseg", version=fastreasonseg.__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None,

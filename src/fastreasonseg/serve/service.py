@@ -99,13 +99,39 @@ class SegmentService:
         self.perceiver = perceiver if perceiver is not None else DefaultPerceiver()
         self.reasoner_name = reasoner_name or getattr(engine.backend, "name", type(engine.backend).__name__)
         self.started = time.time()
-        self.uploads = UploadFolder()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frs-serve")
         self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._uploads: UploadFolder | None = None
         self._in_flight = 0
         self._running = 0
         self._scenes: collections.OrderedDict[str, Scene] = collections.OrderedDict()
         self.counters = collections.Counter()
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Create the worker thread and the private upload folder (idempotent; the app's start-up calls it)."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frs-serve")
+            if self._uploads is None:
+                self._uploads = UploadFolder()
+
+    @property
+    def uploads(self) -> UploadFolder:
+        self.start()
+        assert self._uploads is not None
+        return self._uploads
+
+    def close(self) -> None:
+        """Stop the worker and delete the upload folder; the models stay loaded, so ``start`` can follow."""
+        with self._lock:
+            executor, uploads = self._executor, self._uploads
+            self._executor = self._uploads = None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        if uploads is not None:
+            uploads.cleanup()
 
     # ------------------------------------------------------------------ admission
 
@@ -134,9 +160,11 @@ class SegmentService:
                 with self._lock:
                     self._running -= 1
 
+        self.start()
         try:
+            assert self._executor is not None
             future = self._executor.submit(run)
-        except RuntimeError:  # executor shut down
+        except (RuntimeError, AssertionError):  # closed concurrently
             with self._lock:
                 self._in_flight -= 1
             raise
@@ -224,13 +252,6 @@ class SegmentService:
             results.append(result)
         self.counters["queries"] += len(results)
         return results
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self.uploads.cleanup()
-        close = getattr(self.engine.backend, "close", None)
-        if close is not None:
-            close()
 
 
 def parse_twin(data: bytes) -> DigitalTwin:
