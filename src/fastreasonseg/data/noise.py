@@ -78,20 +78,39 @@ def parse_noise_level(value: str | float | None) -> float:
     return level
 
 
-def _measure(obj: TwinObject, mask: np.ndarray) -> TwinObject | None:
-    """Re-derive box, area, centroid and RLE from a changed mask (None when it vanished)."""
+def _measure(obj: TwinObject, mask: np.ndarray, offset: tuple[int, int] = (0, 0),
+             size: tuple[int, int] | None = None) -> TwinObject | None:
+    """Re-derive box, area, centroid and RLE from a changed mask (None when it vanished).
+
+    ``mask`` may be a crop whose top-left corner sits at ``offset`` (x, y) in an image of
+    ``size`` (height, width): measuring the crop instead of the whole frame is what keeps
+    noisy video generation fast.
+    """
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return None
-    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-    centroid = (round(float(xs.mean() + 0.5), 2), round(float(ys.mean() + 0.5), 2))
+    ox, oy = offset
+    box = (float(xs.min() + ox), float(ys.min() + oy), float(xs.max() + 1 + ox), float(ys.max() + 1 + oy))
+    centroid = (round(float(xs.mean() + 0.5 + ox), 2), round(float(ys.mean() + 0.5 + oy), 2))
+    if size is not None and (offset != (0, 0) or mask.shape != size):
+        full = np.zeros(size, dtype=bool)
+        full[oy:oy + mask.shape[0], ox:ox + mask.shape[1]] = mask
+        mask = full
     return replace(obj, box=box, mask=encode_mask(mask), area=len(xs), centroid=centroid)
 
 
-def _jitter_mask(mask: np.ndarray, rng: np.random.Generator, max_px: int) -> np.ndarray:
+def _crop(mask: np.ndarray, box: tuple[float, float, float, float], pad: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The part of a full-frame mask around ``box`` (plus ``pad`` pixels), and its (x, y) offset."""
+    height, width = mask.shape
+    x0, y0 = max(0, int(box[0]) - pad), max(0, int(box[1]) - pad)
+    x1, y1 = min(width, int(np.ceil(box[2])) + pad), min(height, int(np.ceil(box[3])) + pad)
+    return mask[y0:y1, x0:x1], (x0, y0)
+
+
+def _jitter_mask(mask: np.ndarray, rng: np.random.Generator, radius: int) -> np.ndarray:
+    """Dilate or erode by ``radius`` pixels (SAM masks are a pixel or two off at the edges)."""
     import cv2
 
-    radius = int(rng.integers(0, max_px + 1))
     if radius == 0:
         return mask
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -160,8 +179,15 @@ def add_noise(twin: DigitalTwin, level: float, rng: np.random.Generator, *, kb: 
         for obj in frame.objects:
             if obj.id in missed or (twin.is_video and rng.random() < p["p_miss_frame"]):
                 continue
-            mask = decode_mask(obj.mask) if obj.mask is not None else twin.object_mask(obj)
-            noisy = _measure(obj, _jitter_mask(mask, rng, config.max_mask_px)) or obj
+            radius = int(rng.integers(0, config.max_mask_px + 1))
+            mask = None
+            noisy = obj
+            if radius or obj.id in duplicates:  # decoding and re-encoding is the slow part: only when needed
+                mask = decode_mask(obj.mask) if obj.mask is not None else twin.object_mask(obj)
+            if radius:
+                crop, offset = _crop(mask, obj.box, radius + 1)
+                size = (twin.source.height, twin.source.width)
+                noisy = _measure(obj, _jitter_mask(crop, rng, radius), offset, size) or obj
             score = float(np.clip(obj.score - score_offset[obj.id] + rng.normal(0, 0.03 * level), 0.05, 1.0))
             depth = obj.depth
             if depth is not None:
