@@ -1,0 +1,64 @@
+"""``frs demo`` end to end with a tiny random model loaded through the real reasoner loader."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fastreasonseg.cli.main import main
+from fastreasonseg.distill.testing import make_tiny_chat_model
+from fastreasonseg.eval.demo import DemoConfig, build_demo_scenes
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return make_tiny_chat_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def test_demo_scenes_are_deterministic_and_cover_each_category():
+    config = DemoConfig(out="unused", per_category=2, seed=3)
+    first, second = build_demo_scenes(config), build_demo_scenes(config)
+    assert [s.name for s in first] == ["image", "video"]
+    assert [[q.text for q in s.queries] for s in first] == [[q.text for q in s.queries] for s in second]
+    categories = [q.category for s in first for q in s.queries]
+    assert categories == ["semantic", "semantic", "spatial", "spatial", "temporal", "temporal"]
+    assert first[1].scene.twin.is_video and not first[0].scene.twin.is_video
+    for scene in first:
+        for query in scene.queries:  # every ground truth names objects of the scene's twin
+            assert set(query.answer_ids) <= set(scene.scene.twin.track_ids)
+
+
+def test_frs_demo_writes_report_overlays_and_results(tmp_path, tiny_model, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--reasoner", str(tiny_model), "--per-category", "1",
+                 "--max-new-tokens", "12", "--twin-max-tokens", "200"])
+    assert code == 0
+    assert "report.md" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert [r["category"] for r in report["results"]] == ["semantic", "spatial", "temporal"]
+    assert set(report["seconds"]) == {"scenes", "load", "reasoning", "total"}
+    markdown = (out / "report.md").read_text()
+    for result in report["results"]:
+        folder = out / result["folder"]
+        saved = json.loads((folder / "result.json").read_text())
+        assert saved["query"] == result["query"] and saved["truth_ids"]
+        assert saved["rollout"]["query"] == result["query"]
+        suffix = ".gif" if result["category"] == "temporal" else ".png"
+        assert (folder / f"answer{suffix}").stat().st_size > 0 and (folder / f"truth{suffix}").stat().st_size > 0
+        # A random model almost never answers; whatever it did is reported, not hidden.
+        assert result["correct"] == (result["iou"] > 0.5)
+        assert result["query"].replace("|", "\\|") in markdown
+    assert (out / "image_scene.png").is_file() and (out / "video_scene.gif").is_file()
+    assert json.loads((out / "config.json").read_text())["reasoner"] == str(tiny_model)
+
+
+@pytest.mark.parametrize("bad", [{"per_category": 0}, {"categories": ("colour",)}, {"twin_max_tokens": 10}])
+def test_demo_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        DemoConfig(**bad)
+
+
+def test_frs_demo_bad_option_is_a_clean_error(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--per-category", "0"]) == 1
+    assert "per_category" in capsys.readouterr().err
