@@ -11,10 +11,12 @@ LoRA adapters: a PEFT adapter is converted once to a GGUF LoRA adapter
 (:mod:`~fastreasonseg.reasoning.backends.gguf_lora`, cached by content hash) and applied by
 llama.cpp at load time.
 
-Threads: ``n_threads`` (decode) defaults to 1 here rather than llama.cpp's half the cores
-because on a 2-core machine shared with other jobs, two decode threads fight for the cores
-and decode was measured 7x slower (8.5 vs 58 tok/s); prefill uses ``n_threads_batch``
-(default: all cores). Measured numbers and the choice of this backend as the default for
+Threads: ``n_threads`` (decode) defaults to 1 rather than llama.cpp's half the cores, and
+``n_threads_batch`` (prefill) to :func:`default_batch_threads`: the cores this process may
+use (at most 4), but 1 when the machine is already busy. llama.cpp's threads spin while
+waiting, so oversubscribed threads collapse: on this project's 2-core machine under a load
+average of ~10, prefill ran at 62 tok/s on 1 thread vs 20 tok/s on 2, and decode at 58 vs
+8.5 tok/s. Measured numbers and the choice of this backend as the default for
 GGUF students are in :mod:`fastreasonseg.reasoning.loader`.
 """
 
@@ -30,6 +32,19 @@ from pathlib import Path
 from fastreasonseg.errors import FrsError
 from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, Message, ReasonerBackend
 from fastreasonseg.reasoning.backends.local import find_stop, render_chat_template, reusable_prefix
+
+
+def default_batch_threads() -> int:
+    """Prefill threads: the usable cores (at most 4), or 1 when the load average already fills them."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] >= cores
+    except OSError:
+        busy = False
+    return 1 if busy else max(1, min(4, cores))
 
 
 @dataclass
@@ -82,7 +97,7 @@ class LlamaCppBackend(ReasonerBackend):
         self.name = f"llama.cpp:{path.name}" + (f"+{Path(config.adapter).name}" if config.adapter else "")
         try:
             self.llm = Llama(model_path=str(path), n_ctx=config.n_ctx, n_batch=config.n_batch,
-                             n_threads=config.n_threads, n_threads_batch=config.n_threads_batch or os.cpu_count(),
+                             n_threads=config.n_threads, n_threads_batch=config.n_threads_batch or default_batch_threads(),
                              lora_path=lora_path, seed=config.seed, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise FrsError(f"llama.cpp cannot load {path}" + (f" with adapter {config.adapter}" if lora_path else "")
