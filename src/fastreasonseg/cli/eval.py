@@ -1,0 +1,69 @@
+"""``frs eval``: benchmark evaluation (work done by :func:`fastreasonseg.eval.runner.run_eval`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fastreasonseg.errors import FrsError
+
+
+def eval_command(
+    benchmark: Annotated[str, typer.Option(help="synthetic, reasonseg, reasonseg_parquet, llmseg40k, revos, davis, "
+                                                "jitbench or rvtbench")],
+    root: Annotated[Path | None, typer.Option(help="the benchmark's folder")] = None,
+    items: Annotated[Path | None, typer.Option(help="synthetic items JSONL (with --benchmark synthetic)")] = None,
+    split: Annotated[str | None, typer.Option(help="benchmark split (default: the loader's)")] = None,
+    reasoner: Annotated[str, typer.Option(help="reasoner spec (default: the embedded student)")] = "default",
+    adapter: Annotated[str | None, typer.Option(help="PEFT adapter directory")] = None,
+    backend: Annotated[str, typer.Option(help="auto, hf, llamacpp or openai")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="decode threads")] = None,
+    perception: Annotated[str, typer.Option(help="annotations (oracle twins) or models")] = "annotations",
+    out: Annotated[Path, typer.Option(help="output folder; rerun with the same folder to resume")] = Path("eval_out"),
+    limit: Annotated[int | None, typer.Option(help="evaluate the first N samples only")] = None,
+    twin_max_tokens: Annotated[int, typer.Option(help="token budget of the twin text")] = 1200,
+    max_new_tokens: Annotated[int, typer.Option(help="generated-token budget per query")] = 640,
+    option: Annotated[list[str] | None, typer.Option(help="loader option KEY=JSON_VALUE (repeatable)")] = None,
+) -> None:
+    """Evaluate a reasoner on a benchmark: samples.jsonl (resumable), summary.json/.md and plots."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fastreasonseg.eval.runner import EvalConfig, run_eval
+
+    options = {}
+    for entry in option or []:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise FrsError(f"--option {entry!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value  # a bare string
+    try:
+        config = EvalConfig(benchmark=benchmark, root=str(root) if root else None, items=str(items) if items else None,
+                            split=split, reasoner=reasoner, adapter=adapter, backend=backend, threads=threads,
+                            perception=perception, out=str(out), limit=limit, twin_max_tokens=twin_max_tokens,
+                            max_new_tokens=max_new_tokens, options=options)
+    except ValueError as exc:
+        raise FrsError(str(exc)) from None
+    console = Console()
+    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("eval", total=limit)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = run_eval(config, progress=progress)
+    overall = summary["overall"]
+    numbers = ", ".join(f"{m} {100 * overall[m]:.1f}" for m in summary["headline"] if overall[m] is not None)
+    console.print(f"{summary['count']} samples: {numbers}; parse failures {summary['parse_failures']}. "
+                  f"Summary: {out / 'summary.md'}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

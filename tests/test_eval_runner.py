@@ -1,0 +1,190 @@
+"""``frs eval``: synthetic items and a DAVIS-style fixture through the real rollout engine, resumption, summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastreasonseg.cli.main import main
+from fastreasonseg.data.synth import SynthConfig, synthesize
+from fastreasonseg.errors import FrsError
+from fastreasonseg.eval.runner import EvalConfig, iter_samples, predicted_frames, run_eval, summarize
+from fastreasonseg.metrics import MetricAccumulator
+from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, ReasonerBackend
+from fastreasonseg.reasoning.engine import RolloutEngine
+
+
+class ScriptedBackend(ReasonerBackend):
+    """Answers each query with a fixed completion (the subject here is evaluation, not generation)."""
+
+    name = "scripted"
+
+    def __init__(self, answers: dict[str, str], stop_after: int | None = None):
+        self.answers = answers
+        self.calls: list[str] = []
+        self.stop_after = stop_after
+
+    def complete(self, request: GenerationRequest) -> Generation:
+        if self.stop_after is not None and len(self.calls) >= self.stop_after:
+            raise KeyboardInterrupt  # a killed run
+        query = next(q for q in self.answers if q in request.messages[-1]["content"])
+        self.calls.append(query)
+        return Generation(text=self.answers[query], stop_reason="stop", new_tokens=7)
+
+
+def _answer(ids: list[int] | None) -> str:
+    if ids is None:
+        return "I am not sure."  # no tags: a parse failure
+    return f"<reason>scripted</reason>\n<answer>{json.dumps(ids)}</answer>"
+
+
+@pytest.fixture(scope="module")
+def synth_items(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("synth")
+    synthesize(SynthConfig(split="test", n=6, seed=5, video=True, num_frames=6, width=160, height=120), folder)
+    return folder / "test.jsonl"
+
+
+def _items(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _scripted(items: list[dict], **kwargs) -> ScriptedBackend:
+    # Even items answered right, odd ones unparseable.
+    return ScriptedBackend({it["query"]: _answer(it["answer_ids"] if i % 2 == 0 else None)
+                            for i, it in enumerate(items)}, **kwargs)
+
+
+def test_synthetic_eval_scores_groups_and_counts_parse_failures(synth_items, tmp_path):
+    items = _items(synth_items)
+    config = EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path / "run"))
+    summary = run_eval(config, RolloutEngine(_scripted(items)))
+    assert summary["count"] == 6 and summary["video"] is True
+    assert summary["parse_failures"] == 3
+    records = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == [it["id"] for it in items]
+    for i, (record, sample) in enumerate(zip(records, iter_samples(config), strict=True)):
+        # No perception noise: the right ids give the ground-truth masks exactly; no answer predicts
+        # nothing, which scores 1 only in frames where the target is absent (LISA's empty-union rule).
+        empty_share = np.mean([not gt.any() for gt in sample.gt_frames()])
+        assert record["iou"] == pytest.approx(1.0 if i % 2 == 0 else empty_share)
+        assert record["parse_failed"] == (i % 2 == 1)
+    # The summary rebuilt from records equals MetricAccumulator run on the same masks.
+    accumulator = MetricAccumulator()
+    for sample, record in zip(iter_samples(config), records, strict=True):
+        twin, gt = sample.make_twin(), sample.gt_frames()
+        accumulator.update(predicted_frames(twin, record["answer_ids"], sample.frame_indices, gt[0].shape), gt,
+                           keys=sample.keys)
+    expected = accumulator.compute()
+    for metric in ("J", "F", "J&F", "gIoU", "cIoU"):
+        assert summary["overall"][metric] == pytest.approx(expected["overall"][metric])
+        for group, values in summary["groups"].items():
+            for value, leaf in values.items():
+                assert leaf[metric] == pytest.approx(expected[group][value][metric])
+    assert set(summary["groups"]) >= {"category", "level", "length"}
+    markdown = (tmp_path / "run" / "summary.md").read_text()
+    assert "| overall | all | 6 |" in markdown and "| category |" in markdown
+    assert (tmp_path / "run" / "plots" / "iou_hist.png").stat().st_size > 0
+    assert (tmp_path / "run" / "plots" / "by_category.png").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["items"] == str(synth_items)
+
+
+def test_killed_run_resumes_where_it_stopped(synth_items, tmp_path):
+    items = _items(synth_items)
+    out = tmp_path / "run"
+    config = EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(out))
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config, RolloutEngine(_scripted(items, stop_after=2)))
+    samples = out / "samples.jsonl"
+    assert len(samples.read_text().splitlines()) == 2
+    with open(samples, "a") as handle:
+        handle.write('{"id": "torn-by-the-kil')  # a line cut mid-write
+    backend = _scripted(items)
+    resumed = run_eval(config, RolloutEngine(backend))
+    assert backend.calls == [it["query"] for it in items[2:]]  # the first two were not asked again
+    ids = [json.loads(line)["id"] for line in samples.read_text().splitlines()]
+    assert ids == [it["id"] for it in items]
+    fresh = run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path / "fresh")),
+                     RolloutEngine(_scripted(items)))
+    assert resumed["overall"] == fresh["overall"] and resumed["groups"] == fresh["groups"]
+    # A third run has nothing left to do and loads no model.
+    assert run_eval(config, reasoner=None)["count"] == 6
+
+
+def test_resuming_with_another_config_is_refused(synth_items, tmp_path):
+    items = _items(synth_items)
+    run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path), limit=1),
+             RolloutEngine(_scripted(items)))
+    with pytest.raises(FrsError, match="reasoner"):
+        run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path), reasoner="other"),
+                 RolloutEngine(_scripted(items)))
+
+
+H, W = 8, 10
+
+
+def _write_davis(root: Path) -> None:
+    """Two frames; object 1 moves right, object 2 still; 255 void."""
+    for f in range(2):
+        (root / "JPEGImages" / "cars").mkdir(parents=True, exist_ok=True)
+        (root / "Annotations" / "cars").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (W, H)).save(root / "JPEGImages" / "cars" / f"{f:05d}.jpg")
+        ids = np.zeros((H, W), dtype=np.uint8)
+        ids[0:2, f:f + 3] = 1
+        ids[4:7, 5:8] = 2
+        ids[7, 0] = 255
+        image = Image.fromarray(ids, mode="P")
+        image.putpalette([0, 0, 0, 200, 0, 0, 0, 200, 0] + [0, 0, 0] * 252 + [255, 255, 255])
+        image.save(root / "Annotations" / "cars" / f"{f:05d}.png")
+    (root / "queries.json").write_text(json.dumps([
+        {"id": "q1", "video": "cars", "query": "the car that moves", "object_ids": [1], "category": "temporal",
+         "level": 1},
+        {"id": "q2", "video": "cars", "query": "the parked car", "object_ids": [2], "category": "spatial", "level": 2},
+    ]))
+
+
+def test_video_benchmark_with_annotation_twins(tmp_path):
+    _write_davis(tmp_path / "bench")
+    # q1 answered right; q2 answered with the other object (IoU 0).
+    backend = ScriptedBackend({"the car that moves": _answer([1]), "the parked car": _answer([1])})
+    summary = run_eval(EvalConfig(benchmark="jitbench", root=str(tmp_path / "bench"), out=str(tmp_path / "out")),
+                       RolloutEngine(backend))
+    assert summary["headline"] == ["J", "F", "J&F"]
+    assert summary["groups"]["category"]["temporal"]["J&F"] == pytest.approx(1.0)
+    assert summary["groups"]["category"]["spatial"]["J"] == pytest.approx(0.0)
+    assert summary["overall"]["J"] == pytest.approx(0.5)
+    # cIoU: q1 intersects 6+6 pixels of a 12-pixel union; q2 0 of 9+9+6+6.
+    assert summary["overall"]["cIoU"] == pytest.approx(12 / (12 + 30))
+    assert summary["parse_failures"] == 0
+
+
+def test_summarize_refuses_nothing():
+    with pytest.raises(FrsError):
+        summarize([])
+
+
+def test_cli_eval_with_a_tiny_model(synth_items, tmp_path, capsys):
+    from fastreasonseg.distill.testing import make_tiny_chat_model
+
+    model = make_tiny_chat_model(tmp_path / "tiny")
+    out = tmp_path / "run"
+    code = main(["eval", "--benchmark", "synthetic", "--items", str(synth_items), "--reasoner", str(model),
+                 "--out", str(out), "--limit", "2", "--max-new-tokens", "8", "--twin-max-tokens", "200"])
+    assert code == 0
+    assert "summary.md" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["count"] == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--benchmark", "synthetic"], "--items"),
+    (["--benchmark", "revos"], "--root"),
+    (["--benchmark", "synthetic", "--items", "x.jsonl", "--perception", "magic"], "perception"),
+    (["--benchmark", "nope", "--root", "."], "unknown benchmark"),
+])
+def test_cli_eval_bad_input_is_a_clean_error(args, message, tmp_path, capsys):
+    assert main(["eval", *args, "--out", str(tmp_path / "o")]) == 1
+    assert message in capsys.readouterr().err
