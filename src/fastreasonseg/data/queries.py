@@ -461,7 +461,7 @@ def _b_nearest_ref(ctx: _Context) -> _Draft | None:
 
 
 def _b_concept_relation(ctx: _Context) -> _Draft | None:
-    options = [c for c in _concept_options(ctx, min_objects=2) if len(_ids_for(ctx, c["cats"])) <= 4]
+    options = [c for c in _concept_options(ctx, min_objects=2) if len(_ids_for(ctx, c["cats"])) <= 3]
     if not options:
         return None
     concept = ctx.choice(options)
@@ -485,7 +485,7 @@ def _b_concept_relation(ctx: _Context) -> _Draft | None:
 
 
 def _b_relation_extreme(ctx: _Context) -> _Draft | None:
-    sets = _candidate_sets(ctx, 3, 4)
+    sets = _candidate_sets(ctx, 3, 3)
     if not sets:
         return None
     cand = ctx.choice(sets)
@@ -508,7 +508,7 @@ def _b_relation_extreme(ctx: _Context) -> _Draft | None:
 
 
 def _b_moving(ctx: _Context) -> _Draft | None:
-    sets = _candidate_sets(ctx, 2, 4, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
+    sets = _candidate_sets(ctx, 2, 3, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
     if not sets:
         return None
     cand = ctx.choice(sets)
@@ -522,7 +522,7 @@ def _b_moving(ctx: _Context) -> _Draft | None:
 
 
 def _b_enters(ctx: _Context) -> _Draft | None:
-    sets = _candidate_sets(ctx, 2, 4, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
+    sets = _candidate_sets(ctx, 2, 3, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
     if not sets:
         return None
     cand = ctx.choice(sets)
@@ -535,7 +535,7 @@ def _b_enters(ctx: _Context) -> _Draft | None:
 
 
 def _b_direction(ctx: _Context) -> _Draft | None:
-    sets = _candidate_sets(ctx, 2, 4, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
+    sets = _candidate_sets(ctx, 2, 3, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
     if not sets:
         return None
     cand = ctx.choice(sets)
@@ -548,7 +548,7 @@ def _b_direction(ctx: _Context) -> _Draft | None:
 
 
 def _b_event(ctx: _Context) -> _Draft | None:
-    sets = _candidate_sets(ctx, 2, 4, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
+    sets = _candidate_sets(ctx, 2, 3, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
     if not sets:
         return None
     cand = ctx.choice(sets)
@@ -562,7 +562,7 @@ def _b_event(ctx: _Context) -> _Draft | None:
 
 
 def _b_fastest(ctx: _Context) -> _Draft | None:
-    sets = _candidate_sets(ctx, 2, 4, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
+    sets = _candidate_sets(ctx, 2, 3, groups=("person", "animal", "vehicle", "sports"), movers_only=True)
     if not sets:
         return None
     cand = ctx.choice(sets)
@@ -631,7 +631,7 @@ def _b_approach(ctx: _Context) -> _Draft | None:
 def _b_concept_motion(ctx: _Context) -> _Draft | None:
     options = [c for c in _concept_options(ctx, min_objects=2)
                if c["kind"] == "group" and c["key"] in ("person", "animal", "vehicle", "sports")
-               and len(_ids_for(ctx, c["cats"])) <= 4]
+               and len(_ids_for(ctx, c["cats"])) <= 3]
     if not options:
         return None
     concept = ctx.choice(options)

@@ -72,6 +72,9 @@ SUPERLATIVES = {("area", "max"): "largest", ("area", "min"): "smallest", ("depth
                 ("y", "min"): "highest", ("y", "max"): "lowest", ("width", "max"): "widest",
                 ("width", "min"): "narrowest", ("height", "max"): "tallest", ("height", "min"): "shortest",
                 ("score", "max"): "most confident", ("score", "min"): "least confident"}
+# SmolLM2's tokenizer on teacher chains (JSON-heavy): 2.64-2.71 characters per token, measured on
+# 10,000 image and 1,000 video chains; used only when no tokenizer is given.
+CHARS_PER_TOKEN = 2.7
 EVENT_VERBS = {"first_seen": "appear", "last_seen": "disappear", "starts_moving": "start moving",
                "stops_moving": "stop"}
 
@@ -208,11 +211,11 @@ def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Gen
 def rollout_token_stats(texts: list[str], tokenizer: Any | None = None) -> dict[str, float]:
     """Token-length statistics of rollouts (median, mean, p90, max) with ``tokenizer`` (a HF tokenizer).
 
-    Without a tokenizer the count is an estimate (characters / 3.6, close to SmolLM2's BPE on
-    this kind of text); pass :func:`load_student_tokenizer` for the real numbers.
+    Without a tokenizer the count is an estimate (characters / :data:`CHARS_PER_TOKEN`);
+    pass :func:`load_student_tokenizer` for the real numbers.
     """
     if tokenizer is None:
-        lengths = np.array([len(t) / 3.6 for t in texts])
+        lengths = np.array([len(t) / CHARS_PER_TOKEN for t in texts])
     else:
         lengths = np.array([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts])
     if len(lengths) == 0:
