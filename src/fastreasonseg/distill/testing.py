@@ -100,3 +100,36 @@ def tiny_items() -> list[dict]:
     knife = {"steps": [{"id": "k", "op": "labels", "labels": ["knife"]}], "answer": "k"}
     return [item("cup", "the cup closest to me", [3], "spatial", 2, near_cup, with_tool),
             item("knife", "what can I cut bread with", [1], "semantic", 1, knife, direct)]
+
+
+def memorize_chains(folder: str | Path, items: list[dict], *, steps: int = 120, lr: float = 1e-2, seed: int = 0) -> Path:
+    """Fully fine-tune the tiny model in ``folder`` until it reproduces the items' teacher chains; saves in place.
+
+    Gives smoke tests a policy that really writes ``<plan>`` and stops at ``</plan>``, so
+    tool rounds and inserted ``<results>`` happen during RL rollouts.
+    """
+    import torch
+
+    from fastreasonseg.distill.items import item_view
+    from fastreasonseg.distill.models import build_messages, load_policy
+    from fastreasonseg.distill.sft import tokenize_chain
+
+    torch.manual_seed(seed)
+    model, tokenizer = load_policy(str(folder))
+    batches = []
+    for item in items:
+        view = item_view(item)
+        chain = tokenize_chain(tokenizer, build_messages(view.twin, view.query, tokenizer), view.teacher or "")
+        ids = torch.tensor([chain.input_ids])
+        labels = ids.clone()
+        labels[0, torch.tensor(chain.assistant_masks) == 0] = -100
+        batches.append((ids, labels))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        for ids, labels in batches:
+            model(input_ids=ids, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.save_pretrained(folder)
+    return Path(folder)

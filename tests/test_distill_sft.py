@@ -1,0 +1,165 @@
+"""frs sft on a tiny random Llama: loss masks (no loss on inserted <results>), LoRA training, resumption."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fastreasonseg.distill.config import SFTRunConfig, TeacherConfig  # noqa: E402
+from fastreasonseg.distill.items import item_view  # noqa: E402
+from fastreasonseg.distill.models import build_messages, load_policy, render_prompt  # noqa: E402
+from fastreasonseg.distill.sft import build_sft_trainer, run_sft, tokenize_chain  # noqa: E402
+from fastreasonseg.distill.teacher import run_teacher  # noqa: E402
+from fastreasonseg.distill.testing import make_tiny_chat_model, tiny_items, tiny_twin  # noqa: E402
+from fastreasonseg.reasoning.protocol import build_rollout, results_spans  # noqa: E402
+from fastreasonseg.twin.tools import run_plan  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and spinning OpenMP threads on a shared 2-core machine
+    slow a backward pass down by an order of magnitude."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_chat_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny):
+    return load_policy(str(tiny))[1]
+
+
+def _two_round_chain() -> str:
+    twin = tiny_twin()
+    first = [{"tool": "filter_label", "args": {"label": "cup"}}]
+    second = [{"tool": "depth_order", "args": {"ids": [3, 4]}}]
+    return build_rollout("Find the cups, then compare them.", [(first, run_plan(twin, first)),
+                                                              (second, run_plan(twin, second))], [3])
+
+
+CHAINS = {
+    "no_tools": tiny_items()[1]["teacher"],
+    "one_round": tiny_items()[0]["teacher"],
+    "two_rounds": _two_round_chain(),
+}
+
+
+def _without_spans(text: str) -> str:
+    out, cursor = [], 0
+    for start, end in results_spans(text):
+        out.append(text[cursor:start])
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+@pytest.mark.parametrize("name", list(CHAINS))
+def test_tokenize_chain_trains_exactly_the_model_written_text(tokenizer, name):
+    rollout = CHAINS[name]
+    view = item_view(tiny_items()[0])
+    messages = build_messages(view.twin, view.query, tokenizer)
+    chain = tokenize_chain(tokenizer, messages, rollout)
+    prompt_len = len(tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"])
+    assert len(chain.input_ids) == len(chain.assistant_masks)
+    assert not any(chain.assistant_masks[:prompt_len])  # no loss on the prompt
+    trained = [t for t, m in zip(chain.input_ids, chain.assistant_masks, strict=True) if m]
+    assert tokenizer.decode(trained) == _without_spans(rollout) + tokenizer.eos_token
+    masked = [t for t, m in zip(chain.input_ids[prompt_len:], chain.assistant_masks[prompt_len:], strict=True) if not m]
+    assert tokenizer.decode(masked) == "".join(rollout[a:b] for a, b in results_spans(rollout))
+    assert chain.results_tokens == len(masked)
+    assert (chain.results_tokens > 0) == (name != "no_tools")
+
+
+def test_no_gradient_from_results_tokens(tiny, tokenizer):
+    """With TRL's labels (-100 where the mask is 0) the loss has exactly zero gradient at every
+    position whose next token is inserted text, and the loss equals the mean over trained tokens."""
+    model, _ = load_policy(str(tiny))
+    view = item_view(tiny_items()[0])
+    chain = tokenize_chain(tokenizer, build_messages(view.twin, view.query, tokenizer), CHAINS["two_rounds"])
+    ids = torch.tensor([chain.input_ids])
+    labels = ids.clone()
+    labels[0, torch.tensor(chain.assistant_masks) == 0] = -100
+    output = model(input_ids=ids)
+    logits = output.logits
+    logits.retain_grad()
+    loss = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100)
+    assert loss.item() == pytest.approx(model(input_ids=ids, labels=labels).loss.item(), rel=1e-5)
+    loss.backward()
+    grad_norm = logits.grad[0, :-1].abs().sum(dim=-1)
+    next_is_trained = torch.tensor(chain.assistant_masks[1:], dtype=torch.bool)
+    assert torch.all(grad_norm[~next_is_trained] == 0)
+    assert torch.all(grad_norm[next_is_trained] > 0)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, tiny):
+    root = tmp_path_factory.mktemp("sft")
+    items = root / "items.jsonl"
+    rows = []
+    for index in range(4):
+        base = tiny_items()[index % 2]
+        rows.append({**base, "id": f"{base['id']}-{index}"})
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_teacher(TeacherConfig(items=str(items), out=str(root / "teacher")), progress=False)
+    return root
+
+
+def _config(workdir, tiny, **overrides) -> SFTRunConfig:
+    values = {"items": str(workdir / "items.jsonl"), "chains": str(workdir / "teacher" / "chains.jsonl"),
+              "out": str(workdir / "run"), "model": str(tiny), "lora_r": 4, "lora_alpha": 8, "batch_size": 2,
+              "gradient_accumulation": 1, "learning_rate": 5e-3, "max_steps": 2, "save_steps": 1,
+              "logging_steps": 1, "max_length": 1500}
+    values.update(overrides)
+    return SFTRunConfig(**values)
+
+
+def test_sft_trainer_labels_and_lora_update(workdir, tiny):
+    trainer, stats = build_sft_trainer(_config(workdir, tiny, out=str(workdir / "direct")))
+    assert stats["examples"] == 4 and stats["masked_results_tokens"] > 0
+    row = trainer.train_dataset[0]
+    chains = [tokenize_chain(trainer.processing_class, build_messages(item_view(i).twin, item_view(i).query,
+                                                                      trainer.processing_class), i["teacher"])
+              for i in tiny_items()]
+    expected = next(c for c in chains if c.input_ids == row["input_ids"])
+    # TRL folded assistant_masks into labels: -100 exactly on prompt and inserted results.
+    assert [label == -100 for label in row["labels"]] == [m == 0 for m in expected.assistant_masks]
+    lora = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
+    assert lora and all(p.requires_grad for n, p in trainer.model.named_parameters() if "lora_" in n)
+    frozen = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" not in n}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert any(not torch.equal(lora[n], after[n]) for n in lora if "lora_B" in n)
+    assert all(torch.equal(frozen[n], after[n]) for n in frozen)
+
+
+def test_run_sft_saves_adapter_and_resumes(workdir, tiny):
+    config = _config(workdir, tiny, max_steps=2)
+    adapter = run_sft(config)
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    assert (workdir / "run" / "resolved_config.yaml").is_file() and (adapter / "resolved_config.yaml").is_file()
+    stats = json.loads((workdir / "run" / "sft_stats.json").read_text())
+    assert stats["global_step"] == 2 and stats["resumed_from"] is None
+    resumed = run_sft(_config(workdir, tiny, max_steps=3))
+    stats = json.loads((workdir / "run" / "sft_stats.json").read_text())
+    assert stats["global_step"] == 3 and stats["resumed_from"].endswith("checkpoint-2")
+    # The saved adapter loads through the runtime's loader.
+    model, _ = load_policy(str(tiny), adapter=str(resumed))
+    assert any("lora_" in n for n, _ in model.named_parameters())
+
+
+def test_sft_config_errors_name_the_fix(workdir, tiny):
+    with pytest.raises(ValueError, match="chains must name"):
+        SFTRunConfig(items="x.jsonl")
+    with pytest.raises(ValueError, match="lora_r"):
+        _config(workdir, tiny, lora_r=0)
+    with pytest.raises(ValueError, match="max_length"):
+        _config(workdir, tiny, max_length=8)
