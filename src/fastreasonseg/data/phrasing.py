@@ -112,7 +112,7 @@ GROUP_NAMES: dict[str, list[str]] = {
     "sports": ["sports gear", "sports equipment", "things for playing sports"],
     "plant": ["plants", "greenery", "growing things"],
     "appliance": ["appliances", "household appliances", "machines around the house"],
-    "person": ["people", "persons", "humans"],
+    "person": ["people", "humans", "human beings"],
     "container": ["containers", "things that hold stuff", "receptacles"],
 }
 # tag -> (noun phrase for "all the ...", relative clause "that ...", negative relative clause "that ...")
@@ -148,7 +148,7 @@ TAG_PHRASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "pet": (["pets", "animals people keep at home", "household pets"], ["are pets", "people keep as pets"],
             ["are not pets", "nobody keeps as a pet"]),
     "fruit": (["fruit", "pieces of fruit", "fruits"], ["are fruit", "grow as fruit"],
-              ["are not fruit", "are no fruit"]),
+              ["are not fruit", "are not fruits"]),
     "sweet": (["sweet things", "sweets and treats", "sugary things"], ["are sweet", "taste sweet"],
               ["are not sweet", "are not sugary"]),
     "heavy": (["heavy things", "things that are hard to lift", "weighty objects"], ["are heavy", "are hard to lift"],
