@@ -431,3 +431,18 @@ def test_normalize_label(text: str, expected: str) -> None:
 ])
 def test_label_matches(query: str, label: str, matches: bool) -> None:
     assert label_matches(query, label) is matches
+
+
+def test_track_motion_when_no_point_is_far_from_the_end() -> None:
+    """A track that leaves its start but never gets far from its end stays 'stopped' from its first frame."""
+    from fastreasonseg.twin.core import DigitalTwin, Frame, Source, make_object
+    from fastreasonseg.twin.tools import MOVE_THRESHOLD, track_motion
+
+    width = height = 1000  # grid units equal pixels
+    xs = [100.0, 100.0 + 1.5 * MOVE_THRESHOLD, 100.0 + 0.8 * MOVE_THRESHOLD]
+    frames = tuple(Frame(index=i, time=float(i), objects=(make_object(1, "ball", 0.9, (x - 5, 500, x + 5, 510)),))
+                   for i, x in enumerate(xs))
+    twin = DigitalTwin(source=Source(kind="video", width=width, height=height, num_frames=3, fps=1.0), frames=frames)
+    motion = track_motion(twin, 1)
+    assert motion.moves and motion.start_index == 1
+    assert motion.stop_index == 0

@@ -425,7 +425,8 @@ def track_motion(twin: DigitalTwin, object_id: int) -> TrackMotion:
     moves = start_index is not None
     stop_index = None
     if moves:
-        last_away = max(k for k, p in enumerate(points) if away(p, last))
+        # -1 when no point is ever far from the end position: it was near its end all along
+        last_away = max((k for k, p in enumerate(points) if away(p, last)), default=-1)
         stop_index = points[min(last_away + 1, len(points) - 1)][0].index
     direction = "static"
     if moves:
