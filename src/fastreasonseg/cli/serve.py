@@ -29,9 +29,14 @@ def serve_command(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before 504.")] = 120.0,
     queue_size: Annotated[int, typer.Option("--queue-size", help="Requests that may wait behind the running one; "
                                             "more get 503 + Retry-After.")] = 4,
+    detector: Annotated[str | None, typer.Option("--detector", help="OWLv2 hub id or local folder.")] = None,
+    segmenter: Annotated[str | None, typer.Option("--segmenter", help="SAM 2 hub id or local folder.")] = None,
+    depth_model: Annotated[str | None, typer.Option("--depth-model", help="Depth Anything hub id, local folder, "
+                                                    "or 'none'.")] = None,
 ) -> None:
     """Serve segmentation over HTTP with a web page at /; models load once at start-up."""
     from fastreasonseg.errors import FrsError
+    from fastreasonseg.perception.config import PerceptionConfig
     from fastreasonseg.reasoning.loader import ReasonerConfig
     from fastreasonseg.serve import serve
     from fastreasonseg.serve.config import ServeConfig
@@ -40,6 +45,11 @@ def serve_command(
         config = ServeConfig(host=host, port=port, allow_remote=allow_remote, max_upload_mb=max_upload_mb,
                              max_video_seconds=max_video_seconds, request_timeout_s=timeout, queue_size=queue_size)
         reasoner_config = ReasonerConfig(spec=reasoner, adapter=adapter, backend=backend)
+        overrides: dict = {"detector_model": detector, "segmenter_model": segmenter}
+        overrides = {key: value for key, value in overrides.items() if value}
+        if depth_model:
+            overrides["depth_model"] = None if depth_model.lower() == "none" else depth_model
+        perception = PerceptionConfig(device="cpu", local_files_only=True, **overrides)
     except ValueError as exc:
         raise FrsError(str(exc)) from None
     try:
@@ -50,7 +60,7 @@ def serve_command(
         raise FrsError(f"frs serve needs the serve extra ({exc.name} is missing): "
                        "pip install 'fastreasonseg[serve]'") from None
     typer.echo(f"frs serve: loading reasoner {reasoner!r}, then listening on http://{host}:{port}/", err=True)
-    serve(config, reasoner_config)
+    serve(config, reasoner_config, perception=perception)
 
 
 def register(app: typer.Typer) -> None:

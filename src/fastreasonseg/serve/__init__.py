@@ -47,14 +47,28 @@ def create_app(service: SegmentService) -> Any:
     return _create_app(service)
 
 
-def serve(config: ServeConfig, reasoner: ReasonerConfig | None = None, rollout: RolloutConfig | None = None) -> None:
-    """Build the service and run uvicorn until interrupted (one process, one worker: the models are loaded once)."""
+def serve(config: ServeConfig, reasoner: ReasonerConfig | None = None, rollout: RolloutConfig | None = None,
+          perception: Any = None) -> None:
+    """Build the service and run uvicorn until interrupted (one process, one worker: the models are loaded once).
+
+    ``perception`` is a :class:`~fastreasonseg.perception.PerceptionConfig` (default: the
+    paper's models from the local cache, on the CPU). Missing perception weights do not stop
+    the server: it logs why, answers image/video uploads with 503 and that reason, and still
+    serves twins and demo scenes.
+    """
     import logging
 
     import uvicorn
 
+    from fastreasonseg.serve.service import DefaultPerceiver
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    service = build_service(config, reasoner, rollout)
+    perceiver = DefaultPerceiver(perception)
+    problem = perceiver.preload()
+    if problem is not None:
+        logging.getLogger("fastreasonseg.serve").warning(
+            "perception unavailable, serving twins and demo scenes only: %s", problem.splitlines()[0])
+    service = build_service(config, reasoner, rollout, perceiver=perceiver)
     try:
         uvicorn.run(create_app(service), host=config.host, port=config.port, workers=1, access_log=False,
                     log_level="info", timeout_graceful_shutdown=5)

@@ -363,6 +363,7 @@ def service_info(service: SegmentService) -> dict[str, Any]:
         perception.update({"detector": perception_config.detector_model, "segmenter": perception_config.segmenter_model,
                            "depth": perception_config.depth_model})
     perception["loaded"] = sorted(getattr(perceiver, "_builders", {}))
+    perception["unavailable"] = getattr(perceiver, "unavailable", None)
     return {
         "version": fastreasonseg.__version__,
         "reasoner": {"name": service.reasoner_name, "backend": type(backend).__name__,

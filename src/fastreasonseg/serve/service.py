@@ -70,8 +70,10 @@ class DefaultPerceiver:
         self.config = config
         self._builders: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.unavailable: str | None = None  # why the models could not load, once we know
 
-    def __call__(self, path: Path, kind: str) -> DigitalTwin:
+    def builder(self, kind: str) -> Any:
+        """The image or video builder, created on first use; PerceptionUnavailable when its weights are missing."""
         from fastreasonseg.errors import FrsError
 
         with self._lock:
@@ -84,9 +86,22 @@ class DefaultPerceiver:
                 try:
                     builder.check_available()
                 except FrsError as exc:
+                    self.unavailable = str(exc)
                     raise PerceptionUnavailable(str(exc)) from None
                 self._builders[kind] = builder
-        return builder.build(path)
+                self.unavailable = None
+        return builder
+
+    def preload(self) -> str | None:
+        """Check the weights at start-up (``frs serve`` calls this); returns why perception is unavailable, or None."""
+        try:
+            self.builder("image")
+        except PerceptionUnavailable as exc:
+            return str(exc)
+        return None
+
+    def __call__(self, path: Path, kind: str) -> DigitalTwin:
+        return self.builder(kind).build(path)
 
 
 class SegmentService:
