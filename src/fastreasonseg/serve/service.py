@@ -117,6 +117,7 @@ class SegmentService:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._uploads: UploadFolder | None = None
+        self._engine_twin: DigitalTwin | None = None
         self._in_flight = 0
         self._running = 0
         self._scenes: collections.OrderedDict[str, Scene] = collections.OrderedDict()
@@ -256,6 +257,9 @@ class SegmentService:
         """Run every query on the scene's twin (one shared prefix) and build result.json dicts. Worker thread."""
         from fastreasonseg.serve.results import overlay_png, png_base64, segment_result
 
+        # The engine caches the last twin's text under id(twin); holding that twin here keeps the id from being
+        # reused by a new twin after the scene cache drops the old one (which would serve a stale scene text).
+        self._engine_twin = scene.twin
         rollouts = self.engine.run_many(scene.twin, list(queries))
         results = []
         for index, rollout in enumerate(rollouts):
