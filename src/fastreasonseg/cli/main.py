@@ -15,7 +15,7 @@ import typer
 from fastreasonseg.errors import FrsError
 
 # Modules under fastreasonseg.cli that add commands; each defines register(app: typer.Typer).
-COMMAND_MODULES: tuple[str, ...] = ("twin", "twin_build", "distill", "data", "serve", "demo", "segment", "eval")
+COMMAND_MODULES: tuple[str, ...] = ("twin", "twin_build", "distill", "data", "serve", "demo", "segment", "eval", "bench")
 
 
 def build_app() -> typer.Typer:
