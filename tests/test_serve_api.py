@@ -364,3 +364,19 @@ def test_service_restarts_after_close() -> None:
     assert folder is None  # closed with the app
     with test_client:
         assert post_segment(test_client).status_code == 200  # same models, new worker
+
+
+def test_alternating_scenes_never_see_each_others_text() -> None:
+    """With a one-scene cache, twins come and go; every answer must come from the twin that was sent."""
+    from fastreasonseg.twin.core import DigitalTwin, Frame, Source, make_object
+
+    other = DigitalTwin(source=Source(kind="image", width=100, height=80),
+                        frames=(Frame(0, 0.0, (make_object(20, "ball", 0.9, [10, 10, 30, 30], depth=(0.4, 0.0)),
+                                               make_object(21, "bat", 0.8, [40, 40, 90, 70], depth=(0.1, 0.0)))),))
+    other_bytes = other.to_json().encode()
+    test_client, _ = make_client(cache_size=1)
+    with test_client:
+        for round_number in range(6):
+            data, expected = (TWIN_BYTES, [3]) if round_number % 2 == 0 else (other_bytes, [21])
+            response = post_segment(test_client, data)
+            assert response.json()["results"][0]["answer"]["object_ids"] == expected
