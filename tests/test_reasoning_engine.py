@@ -229,3 +229,13 @@ def test_few_shot_examples_are_valid_rollouts() -> None:
 def test_config_validation(kwargs) -> None:
     with pytest.raises(ValueError):
         RolloutConfig(**kwargs)
+
+
+def test_twin_text_cache_follows_the_twin_object() -> None:
+    engine = RolloutEngine(ScriptedBackend([]))
+    first = engine.twin_text(scene())  # the temporary twin is freed after this call
+    objects = (make_object(5, "giraffe", 0.9, [1, 1, 9, 9]),)
+    other = DigitalTwin(source=Source(kind="image", width=100, height=50), frames=(Frame(0, 0.0, objects),))
+    text = engine.twin_text(other)
+    assert "giraffe" in text and "cup" in first and text != first
+    assert engine.twin_text(other) is text  # same object: served from the cache

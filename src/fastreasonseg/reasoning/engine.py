@@ -249,17 +249,18 @@ class RolloutEngine:
         self.backend = backend
         self.config = config or RolloutConfig()
         self.prompt = prompt or PromptBuilder(few_shot=self.config.few_shot)
-        self._twin_text_cache: tuple[int, str] | None = None
+        self._twin_text_cache: tuple[DigitalTwin, str] | None = None
 
     def twin_text(self, twin: DigitalTwin) -> str:
         """The compact twin text, within ``twin_max_tokens`` counted by the backend's tokenizer when it has one."""
-        if self._twin_text_cache is not None and self._twin_text_cache[0] == id(twin):
+        # Keyed by identity while holding the twin: an id() of a freed twin could be reused by a new one.
+        if self._twin_text_cache is not None and self._twin_text_cache[0] is twin:
             return self._twin_text_cache[1]
         from fastreasonseg.twin.serialize import serialize_twin
 
         counter = self.backend.count_tokens if self.backend.count_tokens("id") is not None else None
         text = serialize_twin(twin, max_tokens=self.config.twin_max_tokens, count_tokens=counter)
-        self._twin_text_cache = (id(twin), text)
+        self._twin_text_cache = (twin, text)
         return text
 
     def messages(self, twin: DigitalTwin, query: str) -> list[Message]:
