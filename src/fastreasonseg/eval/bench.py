@@ -1,0 +1,340 @@
+"""Efficiency benchmark: reasoner tokens/s against this machine's memory-bandwidth bound, side by side.
+
+Run (from code until ``frs bench`` wires it; see :func:`efficiency_report`)::
+
+    python -m fastreasonseg.eval.bench                      # student vs Qwen3-0.6B architecture
+    python -m fastreasonseg.eval.bench --include-large      # + the teacher size (Qwen3-8B architecture)
+
+Per reasoner (each in its own process, so peak memory is its own and one model's pages do not
+slow the next): parameter count, bytes of weights read per generated token, load time,
+prefill tokens/s over a ``prompt_tokens`` prompt, decode tokens/s over ``new_tokens`` greedy
+tokens, peak resident memory, and the decode speed as a share of the memory-bandwidth bound
+(bandwidth / weight bytes per token: a decoder reads every weight once per token, so on a CPU
+it cannot decode faster than that). Ratios are to the first reasoner, so rows measured on a
+noisy shared machine stay comparable. The bound is measured here with a large numpy
+reduction (read bandwidth of one core and of all cores).
+
+Reasoners:
+
+- ``student``: the embedded SmolLM2-135M GGUF through llama.cpp (the runtime's default path);
+- ``qwen3-0.6b`` / ``qwen3-1.7b`` / ``qwen3-8b``: the Qwen3 architecture at the released
+  sizes with random weights in bfloat16 through transformers (random weights cost the same
+  time per token as trained ones; nothing is downloaded). ``qwen3-8b`` stands in for the
+  teacher size and needs ~17 GB of RAM, so it runs only when asked.
+
+End-to-end latency per query (twin + rollout with tool rounds) is measured separately by
+:func:`query_latency` on a demo scene, and perception per frame by
+:func:`fastreasonseg.perception.bench.perception_benchmark`; :func:`efficiency_report`
+combines them into per-query and per-frame latency and FPS.
+
+Departure from the paper: the paper reports GPU latency; this project's numbers are CPU
+numbers on the machine named in the report, with the bound that explains them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+# Released Qwen3 sizes (config.json of Qwen/Qwen3-0.6B, -1.7B, -8B).
+QWEN3_SIZES: dict[str, dict[str, Any]] = {
+    "qwen3-0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+                       num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
+    "qwen3-1.7b": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+                       num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
+    "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+                     num_key_value_heads=8, head_dim=128, tie_word_embeddings=False),
+}
+QWEN3_VOCAB = 151_936
+STUDENT = "student"
+LARGE = ("qwen3-8b",)
+DEFAULT_REASONERS = (STUDENT, "qwen3-0.6b")
+
+
+@dataclass
+class BenchConfig:
+    """What to measure; kept small by default so a run takes a couple of minutes on 2 cores."""
+
+    reasoners: tuple[str, ...] = DEFAULT_REASONERS
+    prompt_tokens: int = 256
+    new_tokens: int = 32
+    threads: int = 1
+    isolate: bool = True
+    tiny: bool = False  # tests: tiny Qwen3 configs instead of the released sizes
+
+    def __post_init__(self) -> None:
+        known = (STUDENT, *QWEN3_SIZES)
+        unknown = [r for r in self.reasoners if r not in known]
+        if unknown or not self.reasoners:
+            raise ValueError(f"reasoners must be among {list(known)}, got {list(self.reasoners)}")
+        if not 8 <= self.prompt_tokens <= 8192:
+            raise ValueError(f"prompt_tokens must be 8..8192, got {self.prompt_tokens}")
+        if not 4 <= self.new_tokens <= 1024:
+            raise ValueError(f"new_tokens must be 4..1024, got {self.new_tokens}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        self.reasoners = tuple(self.reasoners)
+
+
+def memory_bandwidth(megabytes: int = 256, repeats: int = 3) -> dict[str, float]:
+    """Memory bandwidth in GB/s: best of ``repeats`` full sums / copies of a ``megabytes`` float32 array.
+
+    numpy's sum runs on one core, which is how a 1-thread decode reads weights; the copy
+    figure (read + write) is reported too as a second opinion.
+    """
+    array = np.ones(megabytes * 2**20 // 4, dtype=np.float32)
+    target = np.empty_like(array)
+    array.sum()  # fault the pages in before timing
+    best_sum = best_copy = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        array.sum()
+        best_sum = min(best_sum, time.perf_counter() - start)
+        start = time.perf_counter()
+        np.copyto(target, array)
+        best_copy = min(best_copy, time.perf_counter() - start)
+    read, copy = array.nbytes / best_sum / 1e9, 2 * array.nbytes / best_copy / 1e9
+    # The bound uses the faster of the two: numpy's pairwise float sum can be compute-limited on
+    # a slow core, and copy traffic (read + write) is still memory traffic a matvec could use.
+    return {"read_gb_s": round(read, 2), "copy_gb_s": round(copy, 2), "bound_gb_s": round(max(read, copy), 2),
+            "array_mb": megabytes}
+
+
+def _rss_peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _bench_student(config: BenchConfig) -> dict[str, Any]:
+    import llama_cpp
+
+    from fastreasonseg.reasoning.loader import default_gguf_path
+
+    path = default_gguf_path()
+    start = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=config.prompt_tokens + config.new_tokens + 8,
+                          n_batch=min(512, config.prompt_tokens), n_threads=config.threads,
+                          n_threads_batch=os.cpu_count(), verbose=False)
+    loaded = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(100, llm.n_vocab(), size=config.prompt_tokens).tolist()
+    llm.eval(prompt[:8])  # warm-up: the first evaluation builds the compute graph
+    llm.reset()
+    start = time.perf_counter()
+    llm.eval(prompt)
+    prefill = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(config.new_tokens):
+        token = int(llm.sample(top_k=1, temp=0.0))  # greedy, as the runtime decodes
+        llm.eval([token])
+    decode = time.perf_counter() - start
+    params = int(llama_cpp.llama_model_n_params(llm.model))
+    weight_bytes = int(llama_cpp.llama_model_size(llm.model))
+    return {"reasoner": STUDENT, "model": f"{path.name} (llama.cpp)", "params_m": params / 1e6,
+            "weight_bytes": weight_bytes, "load_s": loaded, "prefill_tok_s": config.prompt_tokens / prefill,
+            "decode_tok_s": config.new_tokens / decode}
+
+
+def _qwen3_config(name: str, tiny: bool) -> Any:
+    from transformers import Qwen3Config
+
+    sizes = dict(QWEN3_SIZES[name])
+    vocab = QWEN3_VOCAB
+    if tiny:
+        sizes.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=16)
+        vocab = 1000
+    return Qwen3Config(vocab_size=vocab, max_position_embeddings=4096, **sizes)
+
+
+def _bench_qwen3(name: str, config: BenchConfig) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(config.threads)
+    model_config = _qwen3_config(name, config.tiny)  # imports transformers' Qwen3 outside the timed load
+    start = time.perf_counter()
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config, dtype=torch.bfloat16)
+    # Allocate, then fill with small uniform noise: far faster than the default initialisers
+    # at 0.6-8 B parameters, and the time per token does not depend on the values.
+    model = model.to_empty(device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.uniform_(-0.02, 0.02, generator=generator)
+        # Buffers (rotary frequencies) came out of to_empty uninitialised: rebuild that module on the CPU.
+        model.model.rotary_emb = type(model.model.rotary_emb)(config=model_config)
+    model.eval()
+    loaded = time.perf_counter() - start
+    params = sum(p.numel() for p in model.parameters())
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    prompt = torch.randint(100, model_config.vocab_size, (1, config.prompt_tokens), generator=generator)
+    with torch.inference_mode():
+        model(prompt[:, :8])  # warm-up (allocator, kernels)
+        start = time.perf_counter()
+        out = model(prompt, use_cache=True)
+        prefill = time.perf_counter() - start
+        past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        start = time.perf_counter()
+        for _ in range(config.new_tokens):
+            out = model(token, past_key_values=past, use_cache=True)
+            past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        decode = time.perf_counter() - start
+    return {"reasoner": name, "model": f"Qwen3 {name[6:].upper()} architecture, random bf16 (transformers)"
+            + (" [tiny test config]" if config.tiny else ""),
+            "params_m": params / 1e6, "weight_bytes": weight_bytes, "load_s": loaded,
+            "prefill_tok_s": config.prompt_tokens / prefill, "decode_tok_s": config.new_tokens / decode}
+
+
+def bench_reasoner(name: str, config: BenchConfig) -> dict[str, Any]:
+    """Measure one reasoner in this process (see the module docstring for the fields)."""
+    row = _bench_student(config) if name == STUDENT else _bench_qwen3(name, config)
+    row["peak_rss_mb"] = _rss_peak_mb()
+    row["threads"] = config.threads
+    return row
+
+
+def _child(name: str, config: dict[str, Any], queue: Any) -> None:
+    try:
+        queue.put(bench_reasoner(name, BenchConfig(**config)))
+    except BaseException as exc:  # reported by the parent; a child's traceback would be lost
+        queue.put({"reasoner": name, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def reasoner_benchmark(config: BenchConfig, bandwidth: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One row per reasoner, with the bandwidth bound and ratios to the first row."""
+    bandwidth = bandwidth or memory_bandwidth()
+    rows = []
+    for name in config.reasoners:
+        if not config.isolate:
+            rows.append(bench_reasoner(name, config))
+            continue
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        process = context.Process(target=_child, args=(name, asdict(config), queue))
+        process.start()
+        rows.append(queue.get())
+        process.join()
+    first = next((r for r in rows if "error" not in r), None)
+    for row in rows:
+        if "error" in row:
+            continue
+        bound = bandwidth["bound_gb_s"] * 1e9 / row["weight_bytes"]
+        row["bound_tok_s"] = bound
+        row["share_of_bound"] = row["decode_tok_s"] / bound
+        for key in ("params_m", "decode_tok_s", "prefill_tok_s", "peak_rss_mb"):
+            row[f"{key}_ratio"] = row[key] / first[key] if first and first[key] else None
+    return rows
+
+
+def query_latency(reasoner: str = "default", queries: int = 2, seed: int = 0) -> dict[str, Any]:
+    """End-to-end seconds per query of a reasoner spec on the demo's image scene (twin text, tools, parsing)."""
+    from fastreasonseg.eval.demo import DemoConfig, build_demo_scenes
+    from fastreasonseg.reasoning.engine import RolloutConfig, RolloutEngine
+    from fastreasonseg.reasoning.loader import ReasonerConfig, load_reasoner
+
+    scene = build_demo_scenes(DemoConfig(out="unused", seed=seed, per_category=max(1, queries // 2),
+                                         categories=("semantic", "spatial")))[0]
+    start = time.perf_counter()
+    backend = load_reasoner(ReasonerConfig(spec=reasoner))
+    loaded = time.perf_counter() - start
+    engine = RolloutEngine(backend, RolloutConfig(twin_max_tokens=500, max_new_tokens=320))
+    results = engine.run_many(scene.scene.twin, [q.text for q in scene.queries][:queries])
+    return {"reasoner": reasoner, "load_s": loaded, "queries": len(results),
+            "seconds_per_query": float(np.mean([r.seconds for r in results])),
+            "new_tokens_per_query": float(np.mean([r.new_tokens for r in results])),
+            "prompt_tokens_first": results[0].prompt_tokens}
+
+
+def efficiency_report(config: BenchConfig, *, perception: bool = True, latency: bool = True,
+                      perception_frames: int = 1) -> dict[str, Any]:
+    """Bandwidth bound, reasoner rows, and (optionally) perception per frame and query latency combined."""
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg()[0]},
+                              "bandwidth": memory_bandwidth()}
+    report["reasoners"] = reasoner_benchmark(config, report["bandwidth"])
+    if latency:
+        report["query"] = query_latency()
+    if perception:
+        from fastreasonseg.perception.bench import perception_benchmark
+
+        rows = perception_benchmark(frames=perception_frames, warmup=1, tiny=config.tiny)
+        report["perception"] = rows
+        per_frame = sum(r.get("seconds_per_frame", 0.0) for r in rows if r.get("component") != "sam2_image")
+        report["video_frame_s"] = per_frame
+        report["video_fps"] = 1 / per_frame if per_frame else None
+        image = sum(r.get("seconds_per_frame", 0.0) for r in rows if r.get("component") in ("owlv2", "sam2_image",
+                                                                                          "depth"))
+        report["image_perception_s"] = image
+        if "query" in report:
+            report["image_query_s"] = image + report["query"]["seconds_per_query"]
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Markdown tables: the bound, reasoners side by side with ratios to the first, latency split."""
+    bw = report["bandwidth"]
+    lines = [f"Memory bandwidth (numpy, 1 core): read {bw['read_gb_s']:.1f} GB/s, copy {bw['copy_gb_s']:.1f} GB/s "
+             f"(bound uses {bw['bound_gb_s']:.1f}); "
+             f"{report['machine']['cpus']} CPUs, load average {report['machine']['load_avg']:.1f}.", "",
+             "| reasoner | params (M) | weights (MB) | load s | prefill tok/s | decode tok/s | bound tok/s | "
+             "% of bound | peak MB | params x | decode x | prefill x | memory x |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in report["reasoners"]:
+        if "error" in row:
+            lines.append(f"| {row['reasoner']} | error: {row['error']} |")
+            continue
+        ratio = [f"{row[k]:.2f}" if row.get(k) is not None else "-"
+                 for k in ("params_m_ratio", "decode_tok_s_ratio", "prefill_tok_s_ratio", "peak_rss_mb_ratio")]
+        lines.append(f"| {row['reasoner']} | {row['params_m']:.0f} | {row['weight_bytes'] / 1e6:.0f} | "
+                     f"{row['load_s']:.1f} | {row['prefill_tok_s']:.0f} | {row['decode_tok_s']:.1f} | "
+                     f"{row['bound_tok_s']:.1f} | {100 * row['share_of_bound']:.0f} | {row['peak_rss_mb']:.0f} | "
+                     + " | ".join(ratio) + " |")
+    if "query" in report:
+        q = report["query"]
+        lines += ["", f"Reasoning per query ({q['reasoner']}, demo image scene, {q['queries']} queries): "
+                      f"{q['seconds_per_query']:.2f} s, {q['new_tokens_per_query']:.0f} generated tokens; "
+                      f"model load {q['load_s']:.2f} s."]
+    if "perception" in report:
+        lines += ["", "| perception component | params (M) | s/frame | peak MB |", "|---|---|---|---|"]
+        for row in report["perception"]:
+            if "error" in row:
+                lines.append(f"| {row['component']} | error: {row['error']} | | |")
+            else:
+                lines.append(f"| {row['component']} | {row['params_m']:.1f} | {row['seconds_per_frame']:.3f} | "
+                             f"{row['peak_rss_mb']:.0f} |")
+        fps = report.get("video_fps")
+        lines += ["", f"Video: perception {report['video_frame_s']:.3f} s/frame (OWLv2 + SAM 2 propagation + depth), "
+                      f"{fps:.2f} FPS." if fps else "Video: perception not measured."]
+        if "image_query_s" in report:
+            lines.append(f"Image query: perception {report['image_perception_s']:.2f} s + reasoning "
+                         f"{report['query']['seconds_per_query']:.2f} s = {report['image_query_s']:.2f} s.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--include-large", action="store_true", help="add the teacher size (Qwen3-8B, ~17 GB RAM)")
+    parser.add_argument("--no-perception", action="store_true")
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--prompt-tokens", type=int, default=256)
+    parser.add_argument("--json", help="also write the report as JSON here")
+    args = parser.parse_args()
+    bench = BenchConfig(reasoners=DEFAULT_REASONERS + (LARGE if args.include_large else ()),
+                        new_tokens=args.new_tokens, prompt_tokens=args.prompt_tokens)
+    result = efficiency_report(bench, perception=not args.no_perception, latency=not args.no_latency)
+    print(format_report(result))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=1)
