@@ -242,3 +242,27 @@ def test_bfloat16_loads_and_generates(random_model_dir: Path) -> None:
     assert bf16.model.dtype == torch.bfloat16 and backend.model.dtype == torch.float32
     generation = bf16.complete(request(max_new_tokens=4))
     assert generation.stop_reason in ("length", "eos") and generation.error is None
+
+
+def test_batched_generation_matches_one_at_a_time(random_model_dir: Path) -> None:
+    backend = load(random_model_dir)
+    requests = [request(query="the nearer cup", max_new_tokens=10), request(query="the far cup", max_new_tokens=6),
+                request(query="a much longer query about the cups on the table", max_new_tokens=10)]
+    batched = backend.complete_many(requests)
+    assert backend._cache_ids and backend._cache.get_seq_length() == len(backend._cache_ids)  # shared prefix kept
+    shared = len(backend._cache_ids)
+    single = [load(random_model_dir, prefix_cache=False).complete(r) for r in requests]
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert [g.new_tokens for g in batched] == [g.new_tokens for g in single]
+    assert [g.cached_tokens for g in batched][1:] == [shared, shared]
+    follow_up = backend.complete(request(query="the nearer cup"))
+    assert follow_up.cached_tokens >= shared  # the next query starts from the kept prefix
+
+
+def test_engine_batches_queries_in_lockstep_on_a_real_model(memorised_dir: Path) -> None:
+    backend = load(memorised_dir)
+    twin = scene()
+    engine = RolloutEngine(backend, RolloutConfig(constrained=False), prompt=ShortPrompt(few_shot=False))
+    results = engine.run_many(twin, ["the nearer cup", "the nearer cup"])
+    assert [r.text for r in results] == [expected_rollout(twin)] * 2
+    assert all(r.rounds[0].results == run_plan(twin, PLAN) and r.answer_ids == [3] for r in results)

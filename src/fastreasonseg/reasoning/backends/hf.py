@@ -22,13 +22,14 @@ there for exact comparison with training.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastreasonseg.errors import FrsError
 from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, Message, ReasonerBackend
-from fastreasonseg.reasoning.backends.local import find_stop, reusable_prefix
+from fastreasonseg.reasoning.backends.local import common_prefix_length, find_stop, reusable_prefix
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -79,6 +80,7 @@ class HFBackend(ReasonerBackend):
     """A transformers model + tokenizer answering :class:`GenerationRequest` s with prefix-cache reuse."""
 
     name = "transformers"
+    supports_batching = True
 
     def __init__(self, model: Any, tokenizer: Any, config: HFBackendConfig):
         if getattr(tokenizer, "chat_template", None) is None:
@@ -218,6 +220,117 @@ class HFBackend(ReasonerBackend):
             self.clear_cache()
         return Generation(text=text, stop_reason=stop_reason, prompt_tokens=len(prompt_ids), new_tokens=len(new_ids),
                           cached_tokens=cached, seconds=time.perf_counter() - start)
+
+    def complete_many(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """Independent requests decoded together, one forward pass per step for the whole batch.
+
+        The prompts' longest common token prefix (system prompt + twin, for queries on one
+        twin) goes through the prefix cache once; each row's remainder is left-padded to the
+        same length (masked), then all rows decode in lockstep and finished rows leave the
+        batch. Afterwards the cache holds the shared prefix again, so the next batch or
+        query on the same twin starts from it.
+        """
+        if len(requests) <= 1:
+            return [self.complete(r) for r in requests]
+        import torch
+
+        start = time.perf_counter()
+        prompts = [self.encode(self.render(r.messages, r.assistant_prefix)) for r in requests]
+        if self.config.max_context is not None:
+            too_long = [i for i, (p, r) in enumerate(zip(prompts, requests, strict=True))
+                        if len(p) + r.max_new_tokens > self.config.max_context]
+            if too_long:  # let the one-at-a-time path report each error exactly as complete() does
+                return [self.complete(r) for r in requests]
+        shared = min(len(p) for p in prompts) - 1  # every row keeps at least one token of its own
+        for other in prompts[1:]:
+            shared = min(shared, common_prefix_length(prompts[0], other))
+        with torch.inference_mode():
+            cached = self._prepare_cache(prompts[0][:shared + 1])  # +1: _prepare_cache keeps one token to feed
+            if cached < shared:
+                self._forward(prompts[0][cached:shared])
+            prefix = self._cache_ids[:]
+            saved = [(layer.keys, layer.values) for layer in self._cache.layers]
+            try:
+                generations = self._decode_batch(requests, [p[shared:] for p in prompts], shared)
+            finally:
+                # Give the cache back its single shared-prefix sequence (update() made new tensors).
+                for layer, (keys, values) in zip(self._cache.layers, saved, strict=True):
+                    layer.keys, layer.values = keys, values
+                self._cache_ids = prefix
+        seconds = time.perf_counter() - start
+        for row, (generation, prompt) in enumerate(zip(generations, prompts, strict=True)):
+            # Row 0 paid for the shared prefix beyond what was cached; the other rows reused all of it.
+            generation.prompt_tokens, generation.seconds = len(prompt), seconds
+            generation.cached_tokens = cached if row == 0 else shared
+        if not self.config.prefix_cache:
+            self.clear_cache()
+        return generations
+
+    def _decode_batch(self, requests: Sequence[GenerationRequest], suffixes: list[list[int]],
+                      offset: int) -> list[Generation]:
+        import torch
+
+        rows = len(requests)
+        width = max(len(s) for s in suffixes)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], dtype=torch.long)
+        own = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes], dtype=torch.long)
+        mask = torch.cat([torch.ones(rows, offset, dtype=torch.long), own], dim=1)
+        positions = (offset + own.cumsum(dim=1) - 1).clamp(min=offset)
+        self._cache.batch_repeat_interleave(rows)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=self._cache,
+                         use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1].float()
+        next_position = positions[:, -1] + 1
+        generators = []
+        for request in requests:
+            generator = None
+            if request.temperature > 0:
+                generator = torch.Generator(device="cpu")
+                generator.manual_seed(request.seed if request.seed is not None else 0)
+            generators.append(generator)
+        new_ids: list[list[int]] = [[] for _ in requests]
+        texts = [""] * rows
+        reasons = ["length"] * rows
+        active = list(range(rows))  # request index of each batch row still decoding
+        while active:
+            tokens, keep = [], []
+            for row, index in enumerate(active):
+                request = requests[index]
+                if generators[index] is None:
+                    token = int(torch.argmax(logits[row]))
+                else:
+                    probs = torch.softmax(logits[row] / request.temperature, dim=-1)
+                    token = int(torch.multinomial(probs, 1, generator=generators[index]))
+                if token in self.eos_ids:
+                    reasons[index] = "eos"
+                    continue
+                new_ids[index].append(token)
+                previous = len(texts[index])
+                texts[index] = self.tokenizer.decode(new_ids[index], skip_special_tokens=True)
+                stops = tuple(s for s in request.stop if s)
+                end = find_stop(texts[index], stops, previous - max((len(s) for s in stops), default=0)) if stops else -1
+                if end >= 0:
+                    texts[index] = texts[index][:end]
+                    reasons[index] = "stop"
+                    continue
+                if len(new_ids[index]) >= request.max_new_tokens:
+                    continue
+                tokens.append(token)
+                keep.append(row)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                selected = torch.tensor(keep, dtype=torch.long)
+                self._cache.batch_select_indices(selected)
+                mask, next_position = mask[selected], next_position[selected]
+                active = [active[row] for row in keep]
+            mask = torch.cat([mask, torch.ones(len(active), 1, dtype=torch.long)], dim=1)
+            out = self.model(input_ids=torch.tensor(tokens, dtype=torch.long)[:, None], attention_mask=mask,
+                             position_ids=next_position[:, None], past_key_values=self._cache, use_cache=True)
+            logits = out.logits[:, -1].float()
+            next_position = next_position + 1
+        return [Generation(text=texts[i], stop_reason=reasons[i], new_tokens=len(new_ids[i])) for i in range(rows)]
 
     def close(self) -> None:
         self.clear_cache()
