@@ -18,7 +18,8 @@ Two phases on one loaded reasoner (the model load is reported, not counted):
    failure codes.
 2. **Prefix reuse**: on ``reuse_scenes`` twins, ``queries_per_scene`` queries each (the
    item's own query plus the next items' queries) run once with the prefix cache and once
-   re-encoding everything on every backend call; the speed-up is the ratio of the totals.
+   re-encoding everything on every backend call (batching backends batch the queries in
+   both runs); the speed-up is the ratio of the totals.
    Greedy decoding makes both runs produce the same text, which is checked and reported.
 
 Peak resident memory is the process's ``ru_maxrss`` (the largest RSS it ever had).
@@ -69,10 +70,15 @@ class Reencoding(ReasonerBackend):
         self.name = f"{inner.name} (re-encoding)"
         self.adapter = inner.adapter
         self.supports_grammar = inner.supports_grammar
+        self.supports_batching = inner.supports_batching  # compare like with like: only the cache differs
 
     def complete(self, request: GenerationRequest) -> Generation:
         self.inner.clear_cache()
         return self.inner.complete(request)
+
+    def complete_many(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        self.inner.clear_cache()
+        return self.inner.complete_many(requests)
 
     def count_tokens(self, text: str) -> int | None:
         return self.inner.count_tokens(text)
