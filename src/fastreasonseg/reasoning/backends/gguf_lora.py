@@ -134,7 +134,13 @@ def gguf_adapter_for(adapter_dir: str | Path, base_gguf: str | Path) -> Path:
         if path.is_file():
             digest.update(path.read_bytes())
     digest.update(Path(base_gguf).name.encode())
-    target = cache_dir() / "lora" / f"{digest.hexdigest()[:20]}.gguf"
-    if not target.is_file():
-        convert_peft_lora(adapter_dir, base_gguf, target)
-    return target
+    name = f"{digest.hexdigest()[:20]}.gguf"
+    target = cache_dir() / "lora" / name
+    if target.is_file():
+        return target
+    try:
+        return convert_peft_lora(adapter_dir, base_gguf, target)
+    except OSError:  # read-only home: convert into the temp folder instead (redone per machine boot)
+        import tempfile
+
+        return convert_peft_lora(adapter_dir, base_gguf, Path(tempfile.gettempdir()) / "fastreasonseg-lora" / name)
