@@ -1,9 +1,10 @@
-"""The result.json contract (DESIGN.md) for one rollout, the objects table and the overlay picture.
+"""The result.json contract (DESIGN.md) for one query, the objects table and the overlay picture.
 
-Thin adapter: ``frs segment`` (cli/segment.py) was not importable when this was written, so
-the contract is built here from :class:`~fastreasonseg.reasoning.engine.RolloutResult`
-following DESIGN.md exactly; the service only adds fields after the contract's own ones
-(``format_ok``, ``failures``, ``tool_rounds``, ``overlay_png``).
+The contract itself comes from :mod:`fastreasonseg.reasoning.segment` (the same code as
+``frs segment``); the service only appends fields after the contract's own ones
+(``format_ok``, ``failures``, ``tool_rounds``, ``overlay_png``). Backgrounds are never looked
+up from the twin's ``source.path`` (``reasoning.segment.find_source`` does that for local
+files): in a service that path comes from the client and must not be opened.
 """
 
 from __future__ import annotations
@@ -15,30 +16,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from fastreasonseg.reasoning.engine import RolloutResult
+    from fastreasonseg.reasoning.segment import SegmentResult
     from fastreasonseg.twin.core import DigitalTwin
 
 
-def answer_frames(twin: DigitalTwin, object_ids: list[int]) -> list[dict[str, Any]]:
-    """One union mask (COCO RLE) per frame of the twin: the answer's pixels in that frame (empty when absent)."""
-    from fastreasonseg.twin.masks import encode_mask
-
-    return [{"index": frame.index, "mask": encode_mask(twin.union_mask(object_ids, frame.index))}
-            for frame in twin.frames]
-
-
-def segment_result(twin: DigitalTwin, rollout: RolloutResult, perception_s: float) -> dict[str, Any]:
+def segment_result(result: SegmentResult) -> dict[str, Any]:
     """result.json for one query, plus the service's extra fields."""
-    return {
-        "query": rollout.query,
-        "answer": {"object_ids": list(rollout.answer_ids)},
-        "reasoning": rollout.text,
-        "frames": answer_frames(twin, list(rollout.answer_ids)),
-        "timing": {"perception_s": round(perception_s, 4), "reasoning_s": round(rollout.seconds, 4)},
-        "format_ok": rollout.format_ok,
-        "failures": [f.to_dict() for f in rollout.failures],
-        "tool_rounds": [r.to_dict() for r in rollout.rounds],
-    }
+    rollout = result.rollout
+    return {**result.to_json(), "format_ok": rollout.format_ok, "failures": [f.to_dict() for f in rollout.failures],
+            "tool_rounds": [r.to_dict() for r in rollout.rounds]}
 
 
 def object_rows(twin: DigitalTwin) -> list[dict[str, Any]]:

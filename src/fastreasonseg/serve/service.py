@@ -117,7 +117,6 @@ class SegmentService:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._uploads: UploadFolder | None = None
-        self._engine_twin: DigitalTwin | None = None
         self._in_flight = 0
         self._running = 0
         self._scenes: collections.OrderedDict[str, Scene] = collections.OrderedDict()
@@ -255,19 +254,16 @@ class SegmentService:
 
     def segment(self, scene: Scene, queries: Sequence[str], *, overlay: bool = False) -> list[dict[str, Any]]:
         """Run every query on the scene's twin (one shared prefix) and build result.json dicts. Worker thread."""
+        from fastreasonseg.reasoning.segment import segment_twin
         from fastreasonseg.serve.results import overlay_png, png_base64, segment_result
 
-        # The engine caches the last twin's text under id(twin); holding that twin here keeps the id from being
-        # reused by a new twin after the scene cache drops the old one (which would serve a stale scene text).
-        self._engine_twin = scene.twin
-        rollouts = self.engine.run_many(scene.twin, list(queries))
         results = []
-        for index, rollout in enumerate(rollouts):
+        for index, segmented in enumerate(segment_twin(scene.twin, list(queries), self.engine)):
             # Perception is paid once per request (and not at all for a cached scene): charge it to the first query.
-            perception_s = scene.perception_s if index == 0 and not scene.cached else 0.0
-            result = segment_result(scene.twin, rollout, perception_s)
+            segmented.perception_s = scene.perception_s if index == 0 and not scene.cached else 0.0
+            result = segment_result(segmented)
             if overlay:
-                result["overlay_png"] = png_base64(overlay_png(scene.twin, scene.picture, list(rollout.answer_ids)))
+                result["overlay_png"] = png_base64(overlay_png(scene.twin, scene.picture, segmented.object_ids))
             results.append(result)
         self.counters["queries"] += len(results)
         return results
