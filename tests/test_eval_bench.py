@@ -22,7 +22,10 @@ def test_reasoners_side_by_side_with_ratios_to_the_first():
     student, qwen = rows
     assert 130 < student["params_m"] < 140  # SmolLM2-135M
     assert student["params_m_ratio"] == 1.0 and student["decode_tok_s_ratio"] == 1.0
-    # Tiny Qwen3 test config: 2 layers of width 64 over a 1000-token vocabulary (tied embeddings).
+    # Tiny Qwen3 test config: 2 layers of width 64 over a 1000-token vocabulary, tied embeddings counted once:
+    # embeddings 1000*64; per layer q 64*64, k and v 64*32, o 64*64, q/k norms 2*16, MLP 3*64*128, 2 norms 2*64.
+    per_layer = 64 * 64 + 2 * 64 * 32 + 64 * 64 + 2 * 16 + 3 * 64 * 128 + 2 * 64
+    assert qwen["params_m"] == pytest.approx((1000 * 64 + 2 * per_layer + 64) / 1e6)
     assert qwen["params_m"] == pytest.approx(qwen["weight_bytes"] / 2 / 1e6)  # bf16: 2 bytes per weight
     assert qwen["params_m_ratio"] == pytest.approx(qwen["params_m"] / student["params_m"])
     for row in rows:

@@ -78,5 +78,46 @@ def reasoning_command(
     return 0
 
 
+@bench_app.command("efficiency")
+def efficiency_command(
+    reasoner: Annotated[list[str] | None, typer.Option("--reasoner", help="student, qwen3-0.6b, qwen3-1.7b or "
+                                                       "qwen3-8b (repeatable; ratios are to the first).")] = None,
+    include_large: Annotated[bool, typer.Option("--include-large", help="Add the teacher size (Qwen3-8B, "
+                                                "~17 GB RAM).")] = False,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", help="Prefill length.")] = 256,
+    new_tokens: Annotated[int, typer.Option("--new-tokens", help="Greedy tokens decoded.")] = 32,
+    threads: Annotated[int, typer.Option("--threads", help="Decode threads.")] = 1,
+    perception: Annotated[bool, typer.Option("--perception/--no-perception", help="Time perception per frame "
+                                             "(full-size random weights).")] = True,
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Time full queries with the "
+                                          "embedded student.")] = True,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for efficiency.json / efficiency.md.")]
+    = Path("bench_out"),
+) -> int:
+    """Reasoners side by side (tokens/s vs the measured memory-bandwidth bound), query and frame latency, FPS."""
+    import json
+
+    from rich.console import Console
+
+    from fastreasonseg.errors import FrsError
+    from fastreasonseg.eval.bench import DEFAULT_REASONERS, LARGE, BenchConfig, efficiency_report, format_report
+
+    names = tuple(reasoner or DEFAULT_REASONERS) + (LARGE if include_large else ())
+    try:
+        config = BenchConfig(reasoners=tuple(dict.fromkeys(names)), prompt_tokens=prompt_tokens,
+                             new_tokens=new_tokens, threads=threads)
+    except ValueError as exc:
+        raise FrsError(str(exc)) from None
+    report = efficiency_report(config, perception=perception, latency=latency)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "efficiency.json").write_text(json.dumps(report, indent=1) + "\n")
+    text = format_report(report)
+    (out / "efficiency.md").write_text(text)
+    console = Console(highlight=False)
+    console.print(text, markup=False)
+    console.print(f"report: {out / 'efficiency.md'}", markup=False)
+    return 0
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")

@@ -1,9 +1,10 @@
 """Efficiency benchmark: reasoner tokens/s against this machine's memory-bandwidth bound, side by side.
 
-Run (from code until ``frs bench`` wires it; see :func:`efficiency_report`)::
+Run::
 
-    python -m fastreasonseg.eval.bench                      # student vs Qwen3-0.6B architecture
-    python -m fastreasonseg.eval.bench --include-large      # + the teacher size (Qwen3-8B architecture)
+    frs bench efficiency                     # student vs the Qwen3-0.6B architecture, + latency and perception
+    frs bench efficiency --include-large     # + the teacher size (Qwen3-8B architecture)
+    frs bench efficiency --reasoner qwen3-1.7b --reasoner student --no-perception
 
 Per reasoner (each in its own process, so peak memory is its own and one model's pages do not
 slow the next): parameter count, bytes of weights read per generated token, load time,
@@ -165,6 +166,7 @@ def _bench_qwen3(name: str, config: BenchConfig) -> dict[str, Any]:
     # Allocate, then fill with small uniform noise: far faster than the default initialisers
     # at 0.6-8 B parameters, and the time per token does not depend on the values.
     model = model.to_empty(device="cpu")
+    model.tie_weights()  # to_empty gives tied tensors separate storage; re-tie so the size is the real one
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for parameter in model.parameters():
