@@ -14,7 +14,7 @@ setup:
 	$(BIN)/pip install --upgrade pip setuptools wheel
 	$(BIN)/pip install torch==2.13.0
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install llama-cpp-python==$(LLAMA_CPP_VERSION)
-	$(BIN)/pip install -e ".[test,serve]"
+	$(BIN)/pip install -e ".[test,serve,ray]"
 	./scripts/install_browser.sh
 	$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torchvision') is not None)" \
 		|| (echo "torchvision got installed; fastreasonseg must not need it" && exit 1)
