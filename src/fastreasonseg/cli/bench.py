@@ -97,8 +97,6 @@ def efficiency_command(
     """Reasoners side by side (tokens/s vs the measured memory-bandwidth bound), query and frame latency, FPS."""
     import json
 
-    from rich.console import Console
-
     from fastreasonseg.errors import FrsError
     from fastreasonseg.eval.bench import DEFAULT_REASONERS, LARGE, BenchConfig, efficiency_report, format_report
 
@@ -113,9 +111,8 @@ def efficiency_command(
     (out / "efficiency.json").write_text(json.dumps(report, indent=1) + "\n")
     text = format_report(report)
     (out / "efficiency.md").write_text(text)
-    console = Console(highlight=False)
-    console.print(text, markup=False)
-    console.print(f"report: {out / 'efficiency.md'}", markup=False)
+    typer.echo(text)  # plain: rich would wrap the Markdown table at the terminal width
+    typer.echo(f"report: {out / 'efficiency.md'}")
     return 0
 
 

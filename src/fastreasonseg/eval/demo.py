@@ -284,6 +284,9 @@ def report_markdown(report: DemoReport) -> str:
         f"Time: {report.seconds['total']:.1f} s total = scenes {report.seconds['scenes']:.1f} s"
         f" + model load {report.seconds['load']:.1f} s + reasoning {report.seconds['reasoning']:.1f} s.",
         "",
+        *(["No distilled adapter is loaded: this is the base model prompted with worked examples, so expect few "
+           "correct answers (train one with `frs sft` / `frs rl`, or pass `--adapter`).", ""]
+          if report.adapter is None else []),
         "Scenes: `image_scene.png`, `video_scene.gif` (twins: `*_twin.json`). Per query: `queries/NN_category/` "
         "holds `result.json` and overlays of the answer and the ground truth.",
         "",
