@@ -55,7 +55,7 @@ def eval_command(
                   transient=True) as bar:
         task = bar.add_task("eval", total=limit)
 
-        def progress(done: int, total: int | None) -> None:
+        def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         summary = run_eval(config, progress=progress)

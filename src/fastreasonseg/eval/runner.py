@@ -199,6 +199,19 @@ def _benchmark_samples(config: EvalConfig) -> Iterator[EvalSample]:
                          ignore_frames=lambda s=sample: [s.ignore_mask(i) for i in range(s.num_frames)])
 
 
+def count_samples(config: EvalConfig) -> int:
+    """How many samples ``config`` names (before ``limit``); indexes the files without decoding masks."""
+    if config.benchmark == SYNTHETIC:
+        try:
+            with open(config.items, encoding="utf-8") as handle:
+                return sum(1 for line in handle if line.strip())
+        except OSError as exc:
+            raise FrsError(f"cannot read {config.items}: {exc}") from None
+    from fastreasonseg.data.benchmarks import load_benchmark
+
+    return len(load_benchmark(config.benchmark, config.root, config.split, **config.options))
+
+
 def iter_samples(config: EvalConfig) -> Iterator[EvalSample]:
     """The samples of ``config``'s benchmark (synthetic items or a benchmark loader)."""
     if config.benchmark == SYNTHETIC:
@@ -394,21 +407,23 @@ def _check_out(config: EvalConfig, out: Path) -> None:
 
 
 def run_eval(config: EvalConfig, reasoner: Any = None, *,
-             progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Evaluate, resuming from ``config.out/samples.jsonl``; write the summary and plots; return the summary.
 
     ``reasoner`` (anything with ``run(twin, query) -> RolloutResult``, e.g. a
     :class:`RolloutEngine`) overrides loading ``config.reasoner``; it is loaded only when a
-    sample still needs answering. ``progress(done, total)`` gets ``total=None`` when unknown.
+    sample still needs answering. ``progress(done, total)`` is called after every sample.
     """
     out = Path(config.out)
     _check_out(config, out)
     samples_path = out / SAMPLES_FILE
     records = read_records(samples_path)
     done = {r["id"] for r in records}
-    total = config.limit
+    total = count_samples(config)
+    if config.limit is not None:
+        total = min(total, config.limit)
     if progress:
-        progress(min(len(done), total or len(done)), total)
+        progress(min(len(done), total), total)
     seen = 0
     for sample in iter_samples(config):
         if config.limit is not None and seen >= config.limit:
@@ -438,7 +453,7 @@ def run_eval(config: EvalConfig, reasoner: Any = None, *,
         records.append(record)
         done.add(sample.id)
         if progress:
-            progress(len(records), total)
+            progress(min(len(records), total), total)
     if config.limit is not None:
         records = records[:config.limit]
     summary = summarize(records, benchmark=config.benchmark)
