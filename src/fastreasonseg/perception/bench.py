@@ -147,10 +147,13 @@ def _random_boxes(rng: np.random.Generator, count: int, height: int, width: int)
 
 
 def benchmark_component(component: str, *, image_size: tuple[int, int] = (480, 640), frames: int = 3, warmup: int = 2,
-                        objects: int = 5, labels: int = 80, device: str = "cpu", tiny: bool = False) -> dict[str, Any]:
+                        objects: int = 5, labels: int = 80, device: str = "cpu", tiny: bool = False,
+                        threads: int | None = None) -> dict[str, Any]:
     """Time one component in this process; see :func:`perception_benchmark` for the fields."""
     import torch
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     baseline = _rss_peak_mb()
     runner, model = _build(component, tiny, objects, labels, device)
     params = sum(p.numel() for p in model.parameters())
@@ -196,18 +199,22 @@ def _child(component: str, kwargs: dict[str, Any], queue: Any) -> None:
 
 def perception_benchmark(components: Sequence[str] = COMPONENTS, *, image_size: tuple[int, int] = (480, 640),
                          frames: int = 3, warmup: int = 2, objects: int = 5, labels: int = 80, device: str = "cpu",
-                         isolate: bool = True, tiny: bool = False) -> list[dict[str, Any]]:
+                         isolate: bool = True, tiny: bool = False, threads: int | None = None) -> list[dict[str, Any]]:
     """One row per component: seconds (wall and CPU) per frame and peak memory.
 
     ``image_size`` is (height, width) of the synthetic frames; ``objects`` the SAM 2 prompts /
     tracks per frame; ``labels`` the OWLv2 vocabulary size. ``isolate`` runs every component in
-    its own process (clean peak memory); ``tiny`` swaps in the tiny test configs (for tests).
+    its own process (clean peak memory); ``tiny`` swaps in the tiny test configs (for tests);
+    ``threads`` sets torch's CPU threads (default: torch's choice, one per core).
+
+    SAM 2 video cost grows with the memory bank for the first ``num_maskmem`` (7) frames of a
+    track; use ``warmup >= 7`` for the steady-state cost of ``sam2_video``.
     """
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
         raise ValueError(f"unknown components {unknown}; choose from {', '.join(COMPONENTS)}")
     kwargs = dict(image_size=tuple(image_size), frames=frames, warmup=warmup, objects=objects, labels=labels,
-                  device=device, tiny=tiny)
+                  device=device, tiny=tiny, threads=threads)
     rows = []
     for component in components:
         if not isolate:
