@@ -200,16 +200,17 @@ def test_cli_rejects_annotation_only_flags_without_annotations(tmp_path, capsys)
     assert "only apply with --annotations" in capsys.readouterr().err
 
 
-def test_ray_local_cluster_builds_the_same_twins(tiny, tmp_path, capsys):
+def test_ray_local_cluster_builds_the_same_twins(tiny, tmp_path, capsys, monkeypatch):
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'fastreasonseg[ray]'")
+    monkeypatch.chdir(tmp_path)  # relative input paths must resolve on the workers as on the driver
     inputs = tmp_path / "inputs"
     save_image(inputs / "a.png", seed=1)
     save_image(inputs / "b.png", seed=2)
     (inputs / "c.png").write_bytes(b"corrupt")
     local = tmp_path / "local"
     distributed = tmp_path / "ray"
-    assert main(["twin", "build", str(inputs), "--out", str(local), *tiny_flags(tiny)]) == 1
-    code = main(["twin", "build", str(inputs), "--out", str(distributed), "--ray", "local", "--ray-workers", "1",
+    assert main(["twin", "build", "inputs", "--out", str(local), *tiny_flags(tiny)]) == 1
+    code = main(["twin", "build", "inputs", "--out", str(distributed), "--ray", "local", "--ray-workers", "1",
                  *tiny_flags(tiny)])
     err = capsys.readouterr().err
     assert code == 1 and "built 2" in err

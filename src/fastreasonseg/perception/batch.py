@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -307,7 +308,12 @@ def run_build(items: Sequence[WorkItem], out_dir: str | Path, processor: Callabl
 class _RayWorker:
     """One Ray actor: a :class:`TwinProcessor` whose models stay loaded between items."""
 
-    def __init__(self, processor: Callable[..., Any]):
+    def __init__(self, processor: Callable[..., Any], driver_cwd: str):
+        import os
+
+        # Relative input and model paths mean the same thing as on the driver (local or shared file system).
+        if os.path.isdir(driver_cwd):
+            os.chdir(driver_cwd)
         self.processor = processor
 
     def build(self, item: WorkItem) -> tuple[WorkItem, dict | None, str | None, bool]:
@@ -346,7 +352,7 @@ def _run_ray(pending: list[WorkItem], out_dir: Path, processor: Callable[..., An
         capacity = int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_worker, 1e-6))
         count = max(1, min(len(pending), workers or capacity or 1))
         worker_class = ray.remote(num_cpus=cpus_per_worker)(_RayWorker)
-        pool = ActorPool([worker_class.remote(processor) for _ in range(count)])
+        pool = ActorPool([worker_class.remote(processor, os.getcwd()) for _ in range(count)])
         fatal = None
         for item, data, error, is_fatal in pool.map_unordered(lambda actor, it: actor.build.remote(it), pending):
             progress.describe(item)
