@@ -163,3 +163,31 @@ def test_sft_config_errors_name_the_fix(workdir, tiny):
         _config(workdir, tiny, lora_r=0)
     with pytest.raises(ValueError, match="max_length"):
         _config(workdir, tiny, max_length=8)
+
+
+def test_export_student_writes_fp16_adapter_and_model_card(tiny, tmp_path):
+    from peft import get_peft_model
+    from safetensors.torch import load_file
+
+    from fastreasonseg.distill.export import export_student
+    from fastreasonseg.distill.models import lora_config
+    from fastreasonseg.errors import FrsError
+
+    model, _ = load_policy(str(tiny))
+    peft_model = get_peft_model(model, lora_config(4, 8, 0.0, ("q_proj", "v_proj")))
+    peft_model.save_pretrained(tmp_path / "trained")
+    (tmp_path / "trained" / "resolved_config.yaml").write_text("config_class: RLRunConfig\n")
+    summary = {"count": 2, "metrics": {"overall": {"count": 2, "gIoU": 0.75, "cIoU": 0.7},
+                                       "category": {"spatial": {"count": 1, "gIoU": 0.5, "cIoU": 0.5}}},
+               "parse_failure_rate": 0.0}
+    dest = export_student(tmp_path / "trained", tmp_path / "export", summary=summary, note="SFT 1 epoch")
+    tensors = load_file(str(dest / "adapter_model.safetensors"))
+    assert tensors and all(t.dtype == torch.float16 for t in tensors.values())
+    assert json.loads((dest / "adapter_config.json").read_text())["base_model_name_or_path"].startswith("HuggingFaceTB/")
+    card = (dest / "MODEL_CARD.md").read_text()
+    assert "| overall | 2 | 0.750 | 0.700 |" in card and "category=spatial" in card and "SFT 1 epoch" in card
+    assert (dest / "resolved_config.yaml").is_file()
+    reloaded, _ = load_policy(str(tiny), adapter=str(dest))  # loads back through the runtime's PEFT path
+    assert any("lora_" in n for n, _ in reloaded.named_parameters())
+    with pytest.raises(FrsError, match="MB limit"):
+        export_student(tmp_path / "trained", tmp_path / "too_big", max_mb=0.0001)

@@ -1,4 +1,4 @@
-"""``frs teacher``, ``frs sft``, ``frs rl``: distillation from the command line.
+"""``frs teacher``, ``frs sft``, ``frs rl``, ``frs export-student``: distillation from the command line.
 
 Each command reads an optional YAML config (``--config``, the fields of the stage's config
 dataclass in :mod:`fastreasonseg.distill.config`), applies the flags and ``--set key=value``
@@ -138,3 +138,28 @@ def register(app: typer.Typer) -> None:
     app.command("teacher")(teacher_command)
     app.command("sft")(sft_command)
     app.command("rl")(rl_command)
+    app.command("export-student")(export_command)
+
+
+def export_command(
+    adapter: Annotated[Path, typer.Argument(help="Trained adapter folder (e.g. runs/rl/adapter).")],
+    dest: Annotated[Path, typer.Argument(help="Export folder (the embedded default: "
+                                         "src/fastreasonseg/reasoning/default_adapter).")],
+    summary: Annotated[Path | None, typer.Option("--summary", help="Evaluation summary JSON for the model card.")] = None,
+    note: Annotated[str, typer.Option("--note", help="Training notes for the model card.")] = "",
+    max_mb: Annotated[float, typer.Option("--max-mb", help="Refuse adapters larger than this.")] = 20.0,
+) -> int:
+    """Package a trained adapter as the embedded student: fp16 safetensors, configs and a model card."""
+    import json
+
+    from fastreasonseg.distill.export import export_student
+    from fastreasonseg.errors import FrsError
+
+    data = None
+    if summary is not None:
+        try:
+            data = json.loads(summary.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise FrsError(f"cannot read summary {summary}: {exc}") from None
+    typer.echo(f"exported: {export_student(adapter, dest, summary=data, note=note, max_mb=max_mb)}")
+    return 0

@@ -108,7 +108,7 @@ class RunConfig:
                 base = data.get(head)
                 if base is None:
                     spec = defaults[head]
-                    base = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else {}
+                    base = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
                 if not isinstance(base, dict):
                     raise ValueError(f"{cls.__name__}: {head!r} is not a mapping, cannot set {key!r}")
                 data[head] = {**base, rest: value}

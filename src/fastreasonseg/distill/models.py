@@ -39,6 +39,12 @@ def load_policy(model: str, gguf_file: str | None = None, dtype: str = "float32"
     except (OSError, ValueError, KeyError) as exc:
         raise FrsError(f"cannot load model {where!r}: {exc}. Give a local folder, a folder + gguf_file, or a hub id "
                        "that is cached locally (there may be no network).") from None
+    quantizer = getattr(policy, "hf_quantizer", None)
+    if gguf_file and quantizer is not None:
+        # transformers de-quantises GGUF weights into ordinary float tensors but keeps the GGUF
+        # "quantizer" and is_quantized=True on the model, and Trainer refuses to train quantized
+        # models. Nothing quantized is left, so remove the marker the quantizer's own way.
+        quantizer.remove_quantization_config(policy)
     if getattr(tokenizer, "chat_template", None) is None:
         raise FrsError(f"the tokenizer of {where} has no chat template; train a chat/instruct model")
     if tokenizer.pad_token_id is None:
