@@ -108,17 +108,21 @@ class HFBackend(ReasonerBackend):
         if config.threads:
             torch.set_num_threads(config.threads)
         kwargs: dict[str, Any] = {"gguf_file": config.gguf_file} if config.gguf_file else {}
+        dtype = _torch_dtype(config.dtype, config.device)
+        # GGUF: load in float32, which de-quantises into plain Linear layers, then cast. Asking
+        # transformers for bf16 keeps the weights packed and, without its optional GGUF kernel,
+        # unpacks them in every forward (minutes per query here instead of seconds).
+        load_dtype = torch.float32 if config.gguf_file else dtype
         try:
             tokenizer = AutoTokenizer.from_pretrained(config.model, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(config.model, dtype=_torch_dtype(config.dtype, config.device),
-                                                         **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(config.model, dtype=load_dtype, **kwargs)
         except (OSError, ValueError, KeyError) as exc:
             where = f"{config.model}/{config.gguf_file}" if config.gguf_file else config.model
             raise FrsError(f"cannot load reasoner model {where!r}: {exc}. Give a local model directory, a .gguf file, "
                            "or a hub id that is cached locally (there may be no network).") from None
         if config.adapter:
             model = load_adapter(model, config.adapter, merge=config.merge_adapter)
-        model.to(config.device)
+        model.to(device=config.device, dtype=dtype)
         model.eval()
         return cls(model, tokenizer, config)
 
