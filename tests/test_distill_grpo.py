@@ -214,3 +214,23 @@ def test_rl_config_validation_and_overrides(tmp_path):
         RLRunConfig.load(None, {"items": "x", "lr": 1})
     path = config.save(tmp_path)
     assert "reward_weights" in path.read_text() and "versions" in path.read_text()
+
+
+def test_run_rl_resumes_and_saves_only_the_trained_adapter(policy_dir, items_path, tmp_path):
+    from fastreasonseg.distill.grpo import run_rl
+
+    config = _rl_config(policy_dir, items_path, tmp_path, rewards=("format", "accuracy"), max_steps=1)
+    adapter = run_rl(config)
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "resolved_config.yaml").is_file()
+    stats = json.loads((tmp_path / "rl" / "rl_stats.json").read_text())
+    assert stats["global_step"] == 1 and stats["resumed_from"] is None
+    run_rl(_rl_config(policy_dir, items_path, tmp_path, rewards=("format", "accuracy"), max_steps=2))
+    stats = json.loads((tmp_path / "rl" / "rl_stats.json").read_text())
+    assert stats["global_step"] == 2 and stats["resumed_from"].endswith("checkpoint-1")
+    # SFT + RL: starting from an adapter, TRL keeps a frozen "ref" copy for the KL term; only "default" is saved.
+    second = run_rl(_rl_config(policy_dir, items_path, tmp_path, out=str(tmp_path / "rl2"), adapter=str(adapter),
+                               rewards=("format",), max_steps=1))
+    from safetensors.torch import load_file
+
+    names = list(load_file(str(second / "adapter_model.safetensors")))
+    assert names and not any(".ref." in n for n in names)

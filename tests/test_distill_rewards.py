@@ -250,6 +250,9 @@ def test_offline_judge_orders_chains_by_agreement(offline_judge):
     assert same > paraphrase > no_tool > unrelated
     assert 0.0 <= malformed < no_tool
     assert offline_judge.score(teacher, "") is None
+    # Garbage earns nothing for "agreeing" with a tool-free teacher by citing nothing and calling no tool.
+    assert offline_judge.score("blah blah", GOOD_DIRECT) == 0.0
+    assert offline_judge.score("<reason>A knife cuts bread: id 1.</reason>", GOOD_DIRECT) == pytest.approx(0.5, abs=1e-5)
 
 
 def test_offline_judge_weights_and_batching(offline_judge):

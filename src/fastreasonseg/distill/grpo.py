@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -235,13 +236,18 @@ def build_rl_dataset(items: Any, tokenizer: Any, *, few_shot: bool = False, twin
     from fastreasonseg.distill.models import build_messages
 
     rows, table = [], {}
+    conflicts = 0
     for item in items:
         if limit is not None and len(rows) >= limit:
             break
         view = item_view(item)
         messages = build_messages(view.twin, view.query, tokenizer, few_shot=few_shot, twin_max_tokens=twin_max_tokens)
         twin_json = view.twin.to_json()
-        table.setdefault(messages[-1]["content"], twin_json)
+        known = table.setdefault(messages[-1]["content"], twin_json)
+        if known != twin_json:
+            # Same scene text and query but a different twin (e.g. two noise draws whose masks
+            # differ below the text's precision): tools would run on the first one.
+            conflicts += 1
         rows.append({"prompt": messages, "id": view.id, "query": view.query, "twin_json": twin_json,
                      "gt_masks_json": json.dumps([{"frame": f, "mask": m} for f, m in view.gt_masks.items()])
                      if view.gt_masks is not None else "",
@@ -250,6 +256,9 @@ def build_rl_dataset(items: Any, tokenizer: Any, *, few_shot: bool = False, twin
                      "category": view.keys.get("category", ""), "level": view.keys.get("level", "")})
     if not rows:
         raise ValueError("no items for RL")
+    if conflicts:
+        warnings.warn(f"{conflicts} RL prompts share their text with another item's prompt but not its twin; "
+                      "their tool calls run on the first twin", stacklevel=2)
     return Dataset.from_list(rows), table
 
 

@@ -196,6 +196,7 @@ class ChainFacts:
     reason: str
     ids: frozenset[int]
     tools: tuple[str, ...]
+    answered: bool = False
 
 
 def chain_facts(text: str) -> ChainFacts:
@@ -219,7 +220,7 @@ def chain_facts(text: str) -> ChainFacts:
                     values = value if isinstance(value, list) else [value]
                     ids.update(v for v in values if isinstance(v, int) and not isinstance(v, bool))
     ids.update(parsed.answer_ids or [])
-    return ChainFacts(reason=reason, ids=frozenset(ids), tools=tuple(tools))
+    return ChainFacts(reason=reason, ids=frozenset(ids), tools=tuple(tools), answered=parsed.answer_ids is not None)
 
 
 def set_agreement(a: frozenset | set, b: frozenset | set) -> float:
@@ -255,7 +256,8 @@ class OfflineJudge:
 
     ``score = w_text * max(0, cos(reason_s, reason_t)) + w_ids * Jaccard(ids) + w_tools * F1(tools)``
     (weights normalised to sum to 1). A student chain without a ``<reason>`` gets 0 for the
-    text part. The embedding model loads lazily on first use and stays on the CPU.
+    text part; one without a parseable ``<answer>`` gets 0 for the id and tool parts (else
+    garbage that cites nothing would "agree" with a tool-free teacher chain). The embedding model loads lazily on first use and stays on the CPU.
     """
 
     def __init__(self, model_path: str | None = None, *, w_text: float = 0.5, w_ids: float = 0.25,
@@ -311,6 +313,10 @@ class OfflineJudge:
             return None
         s, t = chain_facts(student), chain_facts(teacher)
         text = self.text_similarity(s.reason, t.reason) if self.w_text > 0 else 0.0
+        if not s.answered:
+            # A chain that never reaches a parseable answer gets no credit for "agreeing" by
+            # citing nothing and calling no tool; only its reason text can earn something.
+            return self.w_text * text
         return (self.w_text * text + self.w_ids * set_agreement(s.ids, t.ids)
                 + self.w_tools * multiset_f1(s.tools, t.tools))
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -181,8 +181,7 @@ def _rollout_of(reasoner: Any, item: Any, view: Any) -> Any:
 
 
 def evaluate_reasoner(items: Iterable[Any], reasoner: Reasoner | Any, *, limit: int | None = None,
-                      progress: bool | Callable[[int], None] = False,
-                      records: list[SampleRecord] | None = None) -> dict[str, Any]:
+                      progress: bool = False, records: list[SampleRecord] | None = None) -> dict[str, Any]:
     """Run ``reasoner`` on every item and report the metrics of the results table.
 
     ``reasoner`` has ``run(twin, query) -> RolloutResult`` (a ``RolloutEngine``) or
@@ -191,9 +190,12 @@ def evaluate_reasoner(items: Iterable[Any], reasoner: Reasoner | Any, *, limit: 
     "format_ok_rate", "mean_new_tokens", "mean_seconds", "median_seconds"}``; pass
     ``records=[]`` to also collect one :class:`SampleRecord` per item.
     """
+    from tqdm.auto import tqdm
+
     from fastreasonseg.distill.items import item_view
     from fastreasonseg.metrics import MetricAccumulator
 
+    bar = tqdm(desc="evaluate", unit="item", total=limit, disable=not progress)
     accumulator = MetricAccumulator(compute_boundary=False)
     tokens: list[int] = []
     seconds: list[float] = []
@@ -226,8 +228,8 @@ def evaluate_reasoner(items: Iterable[Any], reasoner: Reasoner | Any, *, limit: 
                                         new_tokens=tokens[-1], seconds=elapsed,
                                         failures=[f.code for f in getattr(result, "failures", parsed.failures)],
                                         keys=target.keys))
-        if callable(progress):
-            progress(count)
+        bar.update(1)
+    bar.close()
     if count == 0:
         raise ValueError("evaluate_reasoner got no items")
     return {"count": count, "metrics": accumulator.compute(), "parse_failure_rate": parse_failures / count,
