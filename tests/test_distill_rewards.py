@@ -171,6 +171,25 @@ def test_llm_judge_on_failure_zero_and_missing_teacher():
     assert judge.stats.errors["no_teacher"] == 1
 
 
+class BatchingBackend(ScriptedBackend):
+    """Overrides complete_many, as batching backends do; the judge then sends the whole batch at once."""
+
+    def complete_many(self, requests):
+        self.batches = [*getattr(self, "batches", []), len(requests)]
+        return [self.complete(r) for r in requests]
+
+
+def test_llm_judge_batches_through_complete_many():
+    backend = BatchingBackend([Generation("SCORE: 1", "stop"), Generation("SCORE: 0.5", "stop")])
+    judge = LLMJudge(backend)
+    assert judge.score_many([GOOD_TOOL, GOOD_DIRECT, GOOD_TOOL], ["t", "t", ""], ["q"] * 3) == [1.0, 0.5, None]
+    assert backend.batches == [2]  # the row without a teacher chain is not sent
+    failing = BatchingBackend([RuntimeError("pool died")])
+    judge = LLMJudge(failing)
+    assert judge.score_many([GOOD_TOOL, GOOD_TOOL], ["t", "t"], ["q", "q"]) == [None, None]
+    assert judge.stats.errors["exception"] == 2
+
+
 class _ChatHandler(BaseHTTPRequestHandler):
     bodies: ClassVar[list] = []
 

@@ -152,25 +152,55 @@ class LLMJudge:
             self.stats.record_failure(kind, message)
         return None if self.on_failure == "none" else 0.0
 
-    def score(self, student: str, teacher: str, query: str) -> float | None:
+    def _request(self, student: Any, teacher: str, query: str) -> Any:
         from fastreasonseg.reasoning.backends.base import GenerationRequest
 
-        with self._lock:
-            self.stats.calls += 1
-        if not isinstance(teacher, str) or not teacher.strip():
-            return self._failed("no_teacher", "the item has no teacher chain to compare with")
-        request = GenerationRequest(messages=self.messages(student if isinstance(student, str) else "", teacher, query),
-                                    max_new_tokens=self.max_tokens, temperature=self.temperature)
-        try:
-            generation = self.backend.complete(request)
-        except Exception as exc:  # a judge must never crash a training step; the error is recorded
-            return self._failed("exception", f"{type(exc).__name__}: {exc}")
+        return GenerationRequest(messages=self.messages(student if isinstance(student, str) else "", teacher, query),
+                                 max_new_tokens=self.max_tokens, temperature=self.temperature)
+
+    def _verdict(self, generation: Any) -> float | None:
         if generation.stop_reason == "error":
             return self._failed("backend_error", generation.error or "backend error")
         value = parse_judge_score(generation.text)
         if value is None:
             return self._failed("unparseable", f"no score in judge reply: {generation.text[:200]!r}")
         return value
+
+    def score(self, student: str, teacher: str, query: str) -> float | None:
+        return self.score_many([student], [teacher], [query])[0]
+
+    def score_many(self, students: list[str], teachers: list[str], queries: list[str]) -> list[float | None]:
+        """Judge a batch; the backend's ``complete_many`` runs the calls concurrently (the OpenAI backend does)."""
+        with self._lock:
+            self.stats.calls += len(students)
+        scores: list[float | None] = [None] * len(students)
+        pending = []
+        for index, (student, teacher, query) in enumerate(zip(students, teachers, queries, strict=True)):
+            if not isinstance(teacher, str) or not teacher.strip():
+                scores[index] = self._failed("no_teacher", "the item has no teacher chain to compare with")
+            else:
+                pending.append((index, self._request(student, teacher, query)))
+        if not pending:
+            return scores
+        from fastreasonseg.reasoning.backends.base import ReasonerBackend
+
+        if type(self.backend).complete_many is not ReasonerBackend.complete_many:
+            # The backend batches or runs calls concurrently (the OpenAI backend's thread pool).
+            try:
+                generations = self.backend.complete_many([request for _, request in pending])
+            except Exception as exc:  # a judge must never crash a training step; the error is recorded
+                for index, _ in pending:
+                    scores[index] = self._failed("exception", f"{type(exc).__name__}: {exc}")
+                return scores
+            for (index, _), generation in zip(pending, generations, strict=True):
+                scores[index] = self._verdict(generation)
+            return scores
+        for index, request in pending:  # one call at a time, so one failure stays one failure
+            try:
+                scores[index] = self._verdict(self.backend.complete(request))
+            except Exception as exc:
+                scores[index] = self._failed("exception", f"{type(exc).__name__}: {exc}")
+        return scores
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
