@@ -74,6 +74,28 @@ def test_split_turn_stops_at_eos(policy_dir):
     assert (kept, text, how) == (ids, "<reason>a", "eos")
 
 
+def test_turn_whose_last_token_runs_past_the_stop_string(policy_dir):
+    """The tiny BPE has a '>[' token: a model that writes '</plan' + '>[' stops inside that token.
+    The runtime keeps the text up to '</plan>' only; the re-encoded '>' is runtime text (mask 0)."""
+    from fastreasonseg.distill.grpo import RolloutSample, _advance
+
+    _, tokenizer = load_policy(str(policy_dir))
+    item = tiny_items()[0]
+    written = '<reason>r</reason>\n<plan>[{"tool": "depth_order", "args": {"ids": [3, 4]}}]</plan>[1]'
+    ids = tokenizer(written, add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids)[-3:] == [">[", "1", "]"]  # "</plan" + ">[": the stop ends mid-token
+    sample = RolloutSample(prompt_ids=[1, 2])
+    _advance(sample, tokenizer, ids, frozenset({tokenizer.eos_token_id}), item_view(item).twin,
+             max_new_tokens=200, max_new_tokens_per_turn=200, max_tool_rounds=3)
+    calls = [{"tool": "depth_order", "args": {"ids": [3, 4]}}]
+    expected = written[: written.index("</plan>") + len("</plan>")]
+    assert sample.text == expected + results_block(run_plan(item_view(item).twin, calls))
+    assert tokenizer.decode(sample.completion_ids) == sample.text
+    sampled = [t for t, m in zip(sample.completion_ids, sample.env_mask, strict=True) if m]
+    assert tokenizer.decode(sampled) == expected[: -len(">")]  # the fused token was not kept as sampled
+    assert sample.rounds == 1 and not sample.done
+
+
 def test_rollouts_insert_results_with_env_mask_zero(policy_dir):
     model, tokenizer = load_policy(str(policy_dir))
     items = tiny_items()

@@ -83,9 +83,8 @@ def _split_turn(tokenizer: Any, new_ids: list[int], eos_ids: frozenset[int]) -> 
     """Cut a turn's generated ids at the first EOS or stop string.
 
     Returns ``(kept_ids, text, how)`` with ``how`` in ``eos``, ``stop``, ``length``. For
-    ``stop`` the text ends exactly with the stop string; if the last kept token carried
-    characters past it, that token is dropped and the caller re-encodes the missing
-    characters as runtime text (see :meth:`ToolRolloutFunc` docs).
+    ``stop`` the text ends exactly with the stop string; the last kept token may carry
+    characters past it, which :func:`_advance` handles.
     """
     from fastreasonseg.reasoning.backends.local import find_stop
 
@@ -110,8 +109,6 @@ def generate_tool_rollouts(model: Any, tokenizer: Any, prompt_ids: list[list[int
     All unfinished rollouts advance together, one ``model.generate`` call per turn.
     """
     import torch
-
-    from fastreasonseg.reasoning.engine import error_results, execute_plan
 
     if len(prompt_ids) != len(twins):
         raise ValueError(f"{len(prompt_ids)} prompts but {len(twins)} twins")
@@ -139,15 +136,17 @@ def generate_tool_rollouts(model: Any, tokenizer: Any, prompt_ids: list[list[int
             for row, index in enumerate(active):
                 _advance(samples[index], tokenizer, output[row, width:].tolist(), eos_ids, twins[index],
                          max_new_tokens=max_new_tokens, max_new_tokens_per_turn=max_new_tokens_per_turn,
-                         max_tool_rounds=max_tool_rounds, execute_plan=execute_plan, error_results=error_results)
+                         max_tool_rounds=max_tool_rounds)
     finally:
         model.train(was_training)
     return samples
 
 
 def _advance(sample: RolloutSample, tokenizer: Any, new_ids: list[int], eos_ids: frozenset[int], twin: DigitalTwin,
-             *, max_new_tokens: int, max_new_tokens_per_turn: int, max_tool_rounds: int, execute_plan: Any,
-             error_results: Any) -> None:
+             *, max_new_tokens: int, max_new_tokens_per_turn: int, max_tool_rounds: int) -> None:
+    """Append one turn's sampled tokens to ``sample`` and do what the runtime does after it (tools, EOS, stop)."""
+    from fastreasonseg.reasoning.engine import error_results, execute_plan
+
     allowed = min(max_new_tokens_per_turn, max_new_tokens - sample.model_tokens)
     kept, text, how = _split_turn(tokenizer, new_ids[:allowed], eos_ids)
     if how == "stop" and tokenizer.decode(kept, skip_special_tokens=False) != text:
