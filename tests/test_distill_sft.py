@@ -141,6 +141,18 @@ def test_sft_trainer_labels_and_lora_update(workdir, tiny):
     assert all(torch.equal(frozen[n], after[n]) for n in frozen)
 
 
+def test_sft_trains_a_qwen3_student(workdir, tmp_path):
+    qwen = make_tiny_chat_model(tmp_path / "qwen3", arch="qwen3")
+    trainer, _ = build_sft_trainer(_config(workdir, qwen, out=str(tmp_path / "run"), max_steps=1))
+    assert type(trainer.model.get_base_model()).__name__ == "Qwen3ForCausalLM"
+    targets = {n.split(".")[-4] for n, _ in trainer.model.named_parameters() if "lora_A" in n}
+    assert targets == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    lora = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert any(not torch.equal(lora[n], after[n]) for n in lora)
+
+
 def test_run_sft_saves_adapter_and_resumes(workdir, tiny):
     config = _config(workdir, tiny, max_steps=2)
     adapter = run_sft(config)

@@ -30,11 +30,15 @@ _CORPUS = [
 
 
 def make_tiny_chat_model(folder: str | Path, *, vocab_size: int = 600, hidden_size: int = 32, layers: int = 2,
-                         seed: int = 0) -> Path:
-    """Write a tiny tokenizer + random Llama to ``folder`` and return it."""
+                         seed: int = 0, arch: str = "llama") -> Path:
+    """Write a tiny tokenizer + random model to ``folder`` and return it.
+
+    ``arch``: ``llama`` (SmolLM2's architecture) or ``qwen3`` (the paper's students), whose
+    projections carry the same LoRA target names.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,12 +55,14 @@ def make_tiny_chat_model(folder: str | Path, *, vocab_size: int = 600, hidden_si
     tokenizer.save_pretrained(folder)
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
-                         max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         tie_word_embeddings=True)
-    model = LlamaForCausalLM(config)
+    config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}[arch]
+    extra = {"head_dim": hidden_size // 2} if arch == "qwen3" else {}
+    config = config_class(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                          num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
+                          max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                          tie_word_embeddings=True, **extra)
+    model = model_class(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
