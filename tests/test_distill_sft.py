@@ -143,7 +143,7 @@ def test_sft_trainer_labels_and_lora_update(workdir, tiny):
 
 def test_sft_trains_a_qwen3_student(workdir, tmp_path):
     qwen = make_tiny_chat_model(tmp_path / "qwen3", arch="qwen3")
-    trainer, _ = build_sft_trainer(_config(workdir, qwen, out=str(tmp_path / "run"), max_steps=1))
+    trainer, _ = build_sft_trainer(_config(workdir, qwen, out=str(tmp_path / "run"), max_steps=1, warmup_ratio=0.0))
     assert type(trainer.model.get_base_model()).__name__ == "Qwen3ForCausalLM"
     targets = {n.split(".")[-4] for n, _ in trainer.model.named_parameters() if "lora_A" in n}
     assert targets == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
