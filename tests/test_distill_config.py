@@ -96,3 +96,26 @@ def test_teacher_mode_and_zero_weights_drop_rewards():
     assert [name for name, _ in no_format.active_rewards] == ["accuracy", "reasoning"]
     with pytest.raises(ValueError, match="weight 0"):
         _ = RLRunConfig.load(None, ["items=i", "rewards=[format]", "reward_weights.format=0"]).active_rewards
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["sft", "--items", "i.jsonl"], "chains must name"),
+    (["sft", "--items", "i.jsonl", "--chains", "c.jsonl", "--set", "lora_r=0"], "lora_r"),
+    (["rl", "--items", "i.jsonl", "--set", "num_generations=1"], "num_generations"),
+    (["rl", "--items", "i.jsonl", "--judge", "gpt"], "judge must be"),
+    (["rl", "--config", "missing.yaml"], "cannot read config"),
+    (["teacher", "--items", "i.jsonl", "--kind", "oracle"], "kind must be one of"),
+])
+def test_cli_config_errors_exit_1_with_the_message(argv, message, capsys):
+    from fastreasonseg.cli.main import main
+
+    assert main(argv) == 1
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("command", ["teacher", "sft", "rl", "export-student"])
+def test_cli_help(command, capsys):
+    from fastreasonseg.cli.main import main
+
+    assert main([command, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
