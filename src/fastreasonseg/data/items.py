@@ -161,11 +161,12 @@ class SynthItem:
         """Mean J (region IoU) over the frames of a predicted id list against the ground truth.
 
         Frames where both prediction and ground truth are empty count as 1 (DAVIS convention).
+        Delegates to :func:`fastreasonseg.eval.scoring.target_from_item`, the one scorer that
+        RL rewards, the teacher filter and evaluation share.
         """
-        from fastreasonseg.metrics import j_score
+        from fastreasonseg.eval.scoring import target_from_item
 
-        scores = [j_score(self.predicted_mask(object_ids, f), self.gt_mask(f)) for f in self.frame_indices]
-        return float(np.mean(scores)) if scores else 0.0
+        return target_from_item(self).score(object_ids).iou
 
 
 def iter_item_dicts(path: str | Path):

