@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastreasonseg.distill.config import RLRunConfig
-from fastreasonseg.reasoning.protocol import STOP_STRINGS, Failure, results_block
+from fastreasonseg.reasoning.protocol import STOP_STRINGS, Failure, last_plan, results_block
 
 if TYPE_CHECKING:
     from fastreasonseg.twin.core import DigitalTwin
@@ -68,15 +68,6 @@ class RolloutSample:
         self.text += text
         if sampled:
             self.model_tokens += len(ids)
-
-
-def _last_plan(text: str) -> str | None:
-    """Inside of the ``<plan>`` block ``text`` ends with (None if that ``</plan>`` has no opening tag)."""
-    opening = text.rfind("<plan>")
-    if opening < 0:
-        return None
-    inside = text[opening + len("<plan>"):-len("</plan>")]
-    return None if "</plan>" in inside else inside
 
 
 def _split_turn(tokenizer: Any, new_ids: list[int], eos_ids: frozenset[int]) -> tuple[list[int], str, str]:
@@ -175,7 +166,7 @@ def _advance(sample: RolloutSample, tokenizer: Any, new_ids: list[int], eos_ids:
             sample.failures.append(Failure("too_many_tool_rounds", f"plan {sample.rounds + 1} > {max_tool_rounds}"))
             sample.done = True
             return
-        plan_text = _last_plan(sample.text)
+        plan_text = last_plan(sample.text)
         results = execute_plan(twin, plan_text)[1] if plan_text is not None else error_results(
             "</plan> without a matching <plan>")
         block = results_block(results)

@@ -37,6 +37,7 @@ from fastreasonseg.reasoning.protocol import (
     STOP_STRINGS,
     Failure,
     ParsedRollout,
+    last_plan,
     parse_plan,
     parse_rollout,
     results_block,
@@ -185,7 +186,7 @@ class _Rollout:
                 self._finish(Failure("too_many_tool_rounds",
                                      f"plan number {len(self.rounds) + 1} exceeds max_tool_rounds={self.config.max_tool_rounds}"))
                 return
-            plan_text = _last_plan(self.text)
+            plan_text = last_plan(self.text)
             if plan_text is None:
                 calls, results = None, error_results("</plan> without a matching <plan>")
             else:
@@ -215,15 +216,6 @@ class _Rollout:
                              stop_reason=self.stop_reason, prompt_tokens=self.prompt_tokens,
                              cached_tokens=self.cached_tokens, new_tokens=self.new_tokens,
                              generation_calls=self.calls, seconds=self.seconds)
-
-
-def _last_plan(text: str) -> str | None:
-    """The inside of the ``<plan>`` block that ``text`` ends with, or None when that ``</plan>`` has no opening tag."""
-    opening = text.rfind("<plan>")
-    if opening < 0:
-        return None
-    inside = text[opening + len("<plan>"):-len("</plan>")]
-    return None if "</plan>" in inside else inside
 
 
 def _cut_after_stop(text: str) -> str:

@@ -172,6 +172,19 @@ def build_rollout(reason: str, rounds: list[tuple[list[dict], Any]], answer_ids:
 # --------------------------------------------------------------------------- spans for SFT
 
 
+def last_plan(text: str) -> str | None:
+    """The inside of the ``<plan>`` block that ``text`` ends with (generation paused at ``</plan>``).
+
+    None when that ``</plan>`` has no opening tag. Shared by the inference engine and the
+    GRPO rollout so both hand the tools exactly the same plan text.
+    """
+    opening = text.rfind("<plan>")
+    if opening < 0:
+        return None
+    inside = text[opening + len("<plan>"):-len("</plan>")]
+    return None if "</plan>" in inside else inside
+
+
 def results_spans(text: str) -> list[tuple[int, int]]:
     """Character spans ``[start, end)`` of runtime-inserted text, where SFT loss must not apply.
 
