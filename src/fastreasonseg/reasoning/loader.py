@@ -19,12 +19,26 @@ Spec strings (``frs segment --reasoner``):
 =================================  ===========================================================
 
 Default decode path for GGUF students: llama.cpp. Measured on this project's 2-core CPU
-(shared with other jobs, so rough), SmolLM2-135M Q4_1, ~1,240-token prompt, 120 new tokens:
-llama.cpp (1 decode thread) prefill ~130 tok/s, decode ~58 tok/s, loads in 0.2 s;
-transformers (the same GGUF de-quantised) prefill ~355 tok/s fp32 / ~770 tok/s bf16,
-decode ~14-17 tok/s, loads in ~18 s. Per query the decode dominates (80-150 generated
-tokens vs ~50 new prompt tokens once the twin prefix is cached), so llama.cpp wins;
-the end-to-end comparison is reported by ``frs bench reasoning --backend hf|llamacpp``.
+(other jobs running, load average 1-5, so rough), embedded SmolLM2-135M Q4_1, few-shot
+prompt (~1,100 tokens), 3 scenes of the synthetic test split; each backend in its own
+process (llama.cpp's spinning threads slow torch down when both live in one process):
+
+==========================  =======  ==============  ===================  ============
+backend (unconstrained)     load     cold query      5 queries / scene    tokens/s, 5q
+==========================  =======  ==============  ===================  ============
+llama.cpp (1 decode thr.)   0.2 s    6.1 s (18.7/s)  3.6 s per query      45
+transformers bf16           18.5 s   7.9 s (15.1/s)  3.2 s per query (*)  50
+transformers fp32           19.3 s   9.2 s (13.0/s)  7.1 s per query (*)  25
+llama.cpp + grammar         0.3 s    4.8 s           2.3 s per query      33
+==========================  =======  ==============  ===================  ============
+
+(*) batched in lockstep (``complete_many``); llama.cpp runs the queries one after another.
+"cold query" = first query on a new scene in a fresh process, generated tokens/s in
+brackets. One stream decodes faster in llama.cpp (256 tokens: 9.2 s vs 15.6 s bf16) and it
+loads 60-90x faster, which decides one-shot ``frs segment`` runs; transformers bf16 with
+batching matches it on many queries per scene. With the protocol grammar (the default)
+llama.cpp also stops the small model's loops, so it generates fewer tokens per query.
+Reproduce: ``frs bench reasoning --items test.jsonl --backend llamacpp|hf --dtype ...``.
 Transformers stays the path for training and for hub models.
 """
 

@@ -1,8 +1,10 @@
 """Local Hugging Face causal LMs (Qwen3, Llama, SmolLM2 from GGUF, ...) with a token-level prefix KV cache.
 
-Loads by hub id, local directory or a GGUF file (transformers ``gguf_file=``, which
-de-quantises to ``dtype``), optionally with a PEFT adapter that is merged into the weights
-(merging costs nothing at load and removes the adapter's extra matmuls from every token).
+Loads by hub id, local directory or a GGUF file (transformers ``gguf_file=``, de-quantised
+to float32, then cast to ``dtype``), optionally with a PEFT adapter that is merged into the
+weights (merging costs nothing at load and removes the adapter's extra matmuls from every
+token). Independent requests (several queries on one twin) decode together in
+:meth:`HFBackend.complete_many`: the shared prefix is encoded once, rows decode in lockstep.
 
 The decode loop is hand-written rather than ``model.generate`` because the backend must
 know exactly which tokens sit in the KV cache after every call: it keeps one
@@ -12,11 +14,12 @@ therefore encodes only the inserted ``<results>``, and a second query on the sam
 encodes only the query. Stop strings are checked on the decoded tail after every token.
 Greedy when ``temperature == 0``; sampling uses a seeded ``torch.Generator``.
 
-Speed on this project's 2-core CPU (SmolLM2-135M, ~900-token prompt, measured while other
-jobs shared the CPU, so treat as rough): prefill ~355 tok/s fp32 vs ~770 tok/s bf16,
-decode ~14-17 tok/s; the lead measured ~830/2,600 tok/s prefill and ~28 tok/s decode on
-an idle machine. bf16 is the CPU default for that prefill gain; ``dtype="float32"`` is
-there for exact comparison with training.
+Speed on this project's 2-core CPU (SmolLM2-135M from its GGUF, ~1,100-token prompt, other
+jobs running): a cold query took 7.9 s in bf16 vs 9.2 s in fp32, five queries on one scene
+(batched) 3.2 s vs 7.1 s per query (table in :mod:`fastreasonseg.reasoning.loader`). bf16
+is the default (``dtype="auto"``); ``dtype="float32"`` is there for exact comparison with
+training. Under heavy CPU contention (another torch or llama.cpp process spinning on the
+same cores) both slow down by an order of magnitude, so benchmark on a quiet machine.
 """
 
 from __future__ import annotations
