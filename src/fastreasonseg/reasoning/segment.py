@@ -69,13 +69,14 @@ def answer_frames(twin: DigitalTwin, object_ids: Iterable[int]) -> list[dict[str
 
 def segment_twin(twin: DigitalTwin, queries: Sequence[str], engine: RolloutEngine, *,
                  perception_s: float = 0.0) -> list[SegmentResult]:
-    """Run every query on the twin (one shared prefix) and compute the answer masks."""
+    """Run every query on the twin (one shared prefix) and compute the answer masks.
+
+    Perception ran once for all the queries, so its time is charged to the first (as ``frs serve`` does).
+    """
     rollouts = engine.run_many(twin, list(queries))
-    results = []
-    for rollout in rollouts:
-        results.append(SegmentResult(query=rollout.query, rollout=rollout, frames=answer_frames(twin, rollout.answer_ids),
-                                     perception_s=perception_s, reasoning_s=rollout.seconds))
-    return results
+    return [SegmentResult(query=rollout.query, rollout=rollout, frames=answer_frames(twin, rollout.answer_ids),
+                          perception_s=perception_s if index == 0 else 0.0, reasoning_s=rollout.seconds)
+            for index, rollout in enumerate(rollouts)]
 
 
 # --------------------------------------------------------------------------- backgrounds
@@ -86,8 +87,9 @@ def find_source(twin: DigitalTwin, twin_path: str | Path | None = None) -> Path 
     if not twin.source.path:
         return None
     raw = Path(twin.source.path).expanduser()
-    candidates = [raw] if raw.is_absolute() else [Path(twin_path).parent / raw] if twin_path else []
-    candidates.append(raw)
+    candidates = [raw]
+    if twin_path is not None and not raw.is_absolute():
+        candidates.insert(0, Path(twin_path).parent / raw)
     return next((c for c in candidates if c.exists()), None)
 
 
