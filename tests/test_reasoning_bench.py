@@ -10,7 +10,7 @@ import pytest
 from fastreasonseg.cli.main import main
 from fastreasonseg.data.synth import SynthConfig, generate_item
 from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, ReasonerBackend
-from fastreasonseg.reasoning.bench import ReasoningBenchConfig, Reencoding, bench_reasoning
+from fastreasonseg.reasoning.bench import ReasoningBenchConfig, Sequential, bench_reasoning
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +61,23 @@ def test_report_fields_and_reuse_bookkeeping(items_file: Path) -> None:
     assert report["config"]["rollout"]["few_shot"] is True
 
 
-def test_reencoding_wrapper_clears_before_every_call() -> None:
+def test_sequential_view_clears_before_every_call_only_when_reencoding() -> None:
     inner = Oracle()
-    wrapped = Reencoding(inner)
     request = GenerationRequest(messages=[{"role": "user", "content": "Scene:\nh\nh\nh\n5 cup\nRequest: q"}])
-    wrapped.complete(request)
-    wrapped.complete(request)
-    assert inner.clears == 2 and wrapped.name == "oracle (re-encoding)"
+    reencoding, keeping = Sequential(inner, reencode=True), Sequential(inner)
+    reencoding.complete(request)
+    reencoding.complete(request)
+    keeping.complete(request)
+    assert inner.clears == 2 and reencoding.name == "oracle (re-encoding)" and not keeping.supports_batching
+
+
+def test_batching_backends_also_report_the_batched_time(items_file: Path) -> None:
+    class Batching(Oracle):
+        supports_batching = True
+
+    report = bench_reasoning(ReasoningBenchConfig(items=str(items_file), n=2, reuse_scenes=1, queries_per_scene=2),
+                             backend=Batching())
+    assert "seconds_batched_with_cache" in report["prefix_reuse"]
 
 
 def test_cli_writes_the_report(items_file: Path, tmp_path: Path, monkeypatch) -> None:
