@@ -92,7 +92,7 @@ class HFBackend(ReasonerBackend):
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
-        self.name = f"transformers:{Path(config.model).name if config.gguf_file else config.model}"
+        self.name = f"transformers:{config.gguf_file or config.model}"
         self._cache = None
         self._cache_ids: list[int] = []
         eos = getattr(model.generation_config, "eos_token_id", None) if hasattr(model, "generation_config") else None
