@@ -71,6 +71,8 @@ def reasoning_command(
         rows.append((f"prefix reuse, {reuse['queries_per_scene']} queries x {reuse['scenes']} scenes",
                      f"{reuse['seconds_with_cache']:.1f} s vs {reuse['seconds_reencoding']:.1f} s re-encoding = "
                      f"{reuse['speedup']:.2f}x (identical outputs {reuse['identical_outputs']})"))
+        if "seconds_batched_with_cache" in reuse:
+            rows.append(("  the same queries batched (with cache)", f"{reuse['seconds_batched_with_cache']:.1f} s"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
