@@ -185,10 +185,17 @@ def write_overlay(path: Path, twin: DigitalTwin, result: SegmentResult, backgrou
         path = path.with_suffix(".png")
         Image.fromarray(overlay_frame(twin, result, first, backgrounds.get(first), panel)).save(path)
         return path
+    import cv2
+
     path = path.with_suffix(".gif")
     step = max(1, -(-len(twin.frames) // max_gif_frames))
-    frames = [Image.fromarray(overlay_frame(twin, result, f.index, backgrounds.get(f.index), panel))
-              for f in twin.frames[::step]]
+    frames = []
+    for frame in twin.frames[::step]:
+        picture = overlay_frame(twin, result, frame.index, backgrounds.get(frame.index), panel)
+        stamp = f"frame {frame.index}  t={frame.time:.2f}s"
+        cv2.putText(picture, stamp, (twin.source.width + 8, picture.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (90, 90, 90), 1, cv2.LINE_AA)
+        frames.append(Image.fromarray(picture))
     fps = twin.source.fps or 10.0
     duration_ms = int(1000 * step / fps)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=max(20, duration_ms), loop=0,
