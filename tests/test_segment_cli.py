@@ -169,6 +169,15 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys, make_args, message: 
     assert message in err and "Traceback" not in err
 
 
+def test_unreachable_reasoner_fails_the_command_after_writing_results(tmp_path: Path, capsys) -> None:
+    image_twin().save(tmp_path / "scene.json")
+    code = segment(str(tmp_path / "scene.json"), "-q", "x", "-o", str(tmp_path / "out"),
+                   "--reasoner", "openai:m@http://127.0.0.1:9/v1")
+    assert code == 1
+    assert "reasoner failed on every query" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["answer"]["object_ids"] == []
+
+
 def test_image_input_without_perception_says_what_is_missing(tmp_path: Path, capsys, monkeypatch) -> None:
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
     monkeypatch.setitem(sys.modules, "fastreasonseg.perception", types.ModuleType("fastreasonseg.perception"))

@@ -72,6 +72,9 @@ def segment_command(
         if rollout.failures:
             console.print("  problems: " + escape(", ".join(sorted({f.code for f in rollout.failures}))))
     console.print(f"wrote {report.paths.result}" + "".join(f", {p}" for p in report.paths.overlays))
+    backend_errors = [f for r in report.results for f in r.rollout.failures if f.code == "backend_error"]
+    if len(backend_errors) == len(report.results):  # the reasoner never answered: say why, fail the command
+        raise FrsError(f"the reasoner failed on every query: {backend_errors[0].message}")
     return 0
 
 
