@@ -47,6 +47,18 @@ def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
         synthesize(SynthConfig(split="val", n=2, seed=9), tmp_path)
 
 
+def test_image_and_video_items_of_one_seed_have_distinct_ids(tmp_path: Path) -> None:
+    synthesize(SynthConfig(split="val", n=2, seed=3), tmp_path / "img")
+    synthesize(SynthConfig(split="val", n=2, seed=3, video=True, num_frames=6), tmp_path / "vid")
+    images = load_items(tmp_path / "img" / "val.jsonl")
+    videos = load_items(tmp_path / "vid" / "val.jsonl")
+    assert [i.id for i in images] == ["val-s3-000000", "val-s3-000001"]
+    assert [i.id for i in videos] == ["val-s3-v000000", "val-s3-v000001"]
+    assert not {i.scene_id for i in images} & {i.scene_id for i in videos}
+    with pytest.raises(ValueError, match=r"num_frames must be 5\.\.64"):
+        SynthConfig(split="val", n=2, video=True, num_frames=4)
+
+
 def test_splits_are_disjoint_and_hold_out_categories(tmp_path: Path) -> None:
     held = holdout_categories()
     assert 10 <= len(held) <= 40

@@ -78,8 +78,9 @@ class SceneConfig:
     def __post_init__(self) -> None:
         if not (64 <= self.width <= 4096 and 64 <= self.height <= 4096):
             raise ValueError(f"width/height must be 64..4096 pixels, got {self.width}x{self.height}")
-        if not 2 <= self.num_frames <= 64:
-            raise ValueError(f"num_frames must be 2..64 for videos, got {self.num_frames}")
+        if not 5 <= self.num_frames <= 64:
+            raise ValueError(f"num_frames must be 5..64 for videos (stop/start motions need 5), "
+                             f"got {self.num_frames}")
         if not 0.25 <= self.fps <= 60:
             raise ValueError(f"fps must be 0.25..60, got {self.fps}")
         if not 0.0 <= self.p_outlier <= 1.0:

@@ -148,7 +148,9 @@ def _rng(config: SynthConfig, index: int, purpose: int, attempt: int = 0) -> np.
 
 
 def item_id(config: SynthConfig, index: int) -> str:
-    return f"{config.split}-s{config.seed}-{index:06d}"
+    """``train-s0-000042`` for image items, ``train-s0-v000042`` for video items: the two never collide,
+    so image and video files of one seed can be mixed into one training or test file."""
+    return f"{config.split}-s{config.seed}-{'v' if config.video else ''}{index:06d}"
 
 
 def scene_fingerprint(twin: DigitalTwin) -> str:
@@ -184,7 +186,7 @@ def _make_query(config: SynthConfig, index: int, kb: KnowledgeBase, holdout: str
     # First try hard for the drawn (category, level) cell, so the dataset stays balanced; then any cell.
     for attempt in range(40):
         wanted = ((cell[0],), (cell[1],)) if attempt < 24 else (config.categories, config.levels)
-        scene_id = f"{config.split}-s{config.seed}-scene{index:06d}"
+        scene_id = f"{config.split}-s{config.seed}-{'vscene' if config.video else 'scene'}{index:06d}"
         scene = generate_scene(_rng(config, index, _SCENE, attempt), scene_config, kb, scene_id=scene_id)
         query = generate_query(scene, _rng(config, index, _QUERY, attempt), kb, holdout_phrasing=holdout == "phrasing",
                                required_categories=required, categories=wanted[0], levels=wanted[1],
