@@ -188,8 +188,10 @@ def test_export_student_writes_fp16_adapter_and_model_card(tiny, tmp_path):
     model, _ = load_policy(str(tiny))
     peft_model = get_peft_model(model, lora_config(4, 8, 0.0, ("q_proj", "v_proj")))
     peft_model.save_pretrained(tmp_path / "trained")
-    (tmp_path / "trained" / "resolved_config.yaml").write_text("config_class: RLRunConfig\n")
-    summary = {"count": 2, "metrics": {"overall": {"count": 2, "gIoU": 0.75, "cIoU": 0.7},
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "resolved_config.yaml").write_text("config_class: SFTRunConfig\n")
+    (tmp_path / "trained" / "resolved_config.yaml").write_text(f"config_class: RLRunConfig\nadapter: {tmp_path / 'sft'}\n")
+    summary = {"count": 2, "metrics": {"overall": {"count": 2, "gIoU": 0.75, "cIoU": 0.7},  # evaluate_reasoner's
                                        "category": {"spatial": {"count": 1, "gIoU": 0.5, "cIoU": 0.5}}},
                "parse_failure_rate": 0.0}
     dest = export_student(tmp_path / "trained", tmp_path / "export", summary=summary, note="SFT 1 epoch")
@@ -198,7 +200,12 @@ def test_export_student_writes_fp16_adapter_and_model_card(tiny, tmp_path):
     assert json.loads((dest / "adapter_config.json").read_text())["base_model_name_or_path"].startswith("HuggingFaceTB/")
     card = (dest / "MODEL_CARD.md").read_text()
     assert "| overall | 2 | 0.750 | 0.700 |" in card and "category=spatial" in card and "SFT 1 epoch" in card
-    assert (dest / "resolved_config.yaml").is_file()
+    assert "RLRunConfig" in (dest / "resolved_config.yaml").read_text()
+    assert "SFTRunConfig" in (dest / "stage1_resolved_config.yaml").read_text()  # the stage GRPO started from
+    eval_summary = {"count": 2, "overall": {"count": 2, "gIoU": 0.5, "cIoU": 0.4},  # `frs eval` summary.json
+                    "groups": {"level": {"L2": {"count": 2, "gIoU": 0.5, "cIoU": 0.4}}}}
+    card2 = (export_student(tmp_path / "trained", tmp_path / "e2", summary=eval_summary) / "MODEL_CARD.md").read_text()
+    assert "| level=L2 | 2 | 0.500 | 0.400 |" in card2
     reloaded, _ = load_policy(str(tiny), adapter=str(dest))  # loads back through the runtime's PEFT path
     assert any("lora_" in n for n, _ in reloaded.named_parameters())
     with pytest.raises(FrsError, match="MB limit"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,21 @@ def test_video_benchmark_with_annotation_twins(tmp_path):
     assert summary["parse_failures"] == 0
 
 
+def test_programmatic_teacher_row(synth_items, tmp_path):
+    # The teacher replays each item's chain; its answers are what the synthetic world says they are.
+    summary = run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path / "t"),
+                                  reasoner="programmatic"))
+    records = [json.loads(line) for line in (tmp_path / "t" / "samples.jsonl").read_text().splitlines()]
+    chains = {it["id"]: it for it in _items(synth_items)}
+    assert summary["count"] == len(chains) and summary["parse_failures"] == 0
+    for record in records:
+        chain = chains[record["id"]]["teacher"]
+        assert record["answer_ids"] == json.loads(re.search(r"<answer>(.*?)</answer>", chain).group(1))
+        assert record["new_tokens"] == 0
+    with pytest.raises(ValueError, match="--benchmark synthetic"):
+        EvalConfig(benchmark="revos", root=".", reasoner="programmatic")
+
+
 def test_summarize_refuses_nothing():
     with pytest.raises(FrsError):
         summarize([])
@@ -177,6 +193,18 @@ def test_cli_eval_with_a_tiny_model(synth_items, tmp_path, capsys):
     assert code == 0
     assert "summary.md" in capsys.readouterr().out
     assert json.loads((out / "summary.json").read_text())["count"] == 2
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["max_tool_rounds"] == 3
+
+
+def test_engine_follows_the_config(tmp_path):
+    from fastreasonseg.distill.testing import make_tiny_chat_model
+    from fastreasonseg.eval.runner import load_engine
+
+    model = str(make_tiny_chat_model(tmp_path / "tiny"))
+    engine = load_engine(EvalConfig(benchmark="synthetic", items="x.jsonl", reasoner=model, max_tool_rounds=0))
+    assert engine.config.max_tool_rounds == 0
+    assert engine.config.few_shot  # no adapter: the base model gets the worked examples
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -184,7 +212,31 @@ def test_cli_eval_with_a_tiny_model(synth_items, tmp_path, capsys):
     (["--benchmark", "revos"], "--root"),
     (["--benchmark", "synthetic", "--items", "x.jsonl", "--perception", "magic"], "perception"),
     (["--benchmark", "nope", "--root", "."], "unknown benchmark"),
+    (["--benchmark", "synthetic", "--items", "x.jsonl", "--max-tool-rounds", "-1"], "max_tool_rounds"),
 ])
 def test_cli_eval_bad_input_is_a_clean_error(args, message, tmp_path, capsys):
     assert main(["eval", *args, "--out", str(tmp_path / "o")]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_eval_compare_tables(synth_items, tmp_path, capsys):
+    items = _items(synth_items)
+    right = RolloutEngine(_scripted(items))  # even items right, odd ones unparseable
+    run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path / "a")), right)
+    run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path / "b"),
+                        reasoner="programmatic"))
+    code = main(["eval-compare", f"scripted={tmp_path / 'a'}", f"teacher={tmp_path / 'b'}",
+                 "--out", str(tmp_path / "t.md")])
+    assert code == 0
+    text = (tmp_path / "t.md").read_text()
+    assert text == capsys.readouterr().out
+    headline = text.split("by category x level")[0]
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in headline.splitlines()
+            if line.startswith(("| scripted", "| teacher"))}
+    header = text.splitlines()[0].split(" | ")
+    parse = header.index("parse fail %")
+    assert float(rows["scripted"][parse]) == pytest.approx(100 * sum(i % 2 for i in range(len(items))) / len(items))
+    assert float(rows["teacher"][parse]) == 0.0
+    assert "by category x level" in text
+    assert main(["eval-compare", f"x={tmp_path / 'nothing'}"]) == 1
+    assert "no samples.jsonl" in " ".join(capsys.readouterr().err.split())  # rich may wrap the line

@@ -111,6 +111,8 @@ def accepts(backend: LlamaCppBackend, grammar: str, text: str) -> bool:
     ("after_results", '<plan>[{"tool": "attributes", "args": {"ids": [12]}}]</plan>', True),
     ("answer_only", "<answer>[8]</answer>", True),
     ("answer_only", '<plan>[{"tool": "attributes", "args": {"ids": [12]}}]</plan>', False),
+    ("start_answer_only", build_rollout("two cups", [], [3]), True),  # tools off: reason, then answer
+    ("start_answer_only", '<reason>a</reason>\n<plan>[{"tool": "count", "args": {"label": "cup"}}]</plan>', False),
     ("start", build_rollout("x", [], [4]), False),  # 4 is not in the twin
     ("start", '<reason>a</reason>\n<plan>[{"tool": "teleport", "args": {}}]</plan>', False),
     ("start", '<reason>a</reason>\n<plan>[{"tool": "extreme", "args": {"by": "color", "order": "max"}}]</plan>', False),
@@ -139,6 +141,15 @@ def test_constrained_rollout_on_the_embedded_model_is_well_formed(backend: Llama
     parsed = parse_rollout(result.text, twin)
     for index, calls in enumerate(parsed.plans):
         assert result.rounds[index].results == run_plan(twin, calls)
+
+
+def test_no_tools_rollout_reasons_then_answers_without_a_plan(backend: LlamaCppBackend) -> None:
+    twin = scene()
+    engine = RolloutEngine(backend, RolloutConfig(max_new_tokens=120, reason_chars=60, max_tool_rounds=0))
+    result = engine.run(twin, "the cup nearest to the camera")
+    assert result.format_ok, result.failures
+    assert not result.rounds and "<plan>" not in result.text
+    assert result.answer_ids and set(result.answer_ids) <= set(twin.track_ids)
 
 
 def test_default_loader_picks_llamacpp(backend: LlamaCppBackend) -> None:

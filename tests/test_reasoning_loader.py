@@ -30,6 +30,8 @@ def test_default_uses_the_shipped_adapter_when_present(tmp_path: Path, monkeypat
     monkeypatch.setattr(loader, "DEFAULT_ADAPTER_DIR", tmp_path)
     assert resolve_spec("default").adapter == str(tmp_path)
     assert resolve_spec("default", adapter="other").adapter == "other"  # an explicit adapter wins
+    base = resolve_spec("base")  # the embedded model without the shipped adapter
+    assert base.adapter is None and Path(base.target) == default_gguf_path()
 
 
 def test_missing_wheel_is_a_clear_error(monkeypatch) -> None:

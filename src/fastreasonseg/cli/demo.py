@@ -15,7 +15,7 @@ from fastreasonseg.errors import FrsError
 
 def demo(
     out: Annotated[Path, typer.Option("--out", help="output folder (created)")] = Path("demo_out"),
-    reasoner: Annotated[str, typer.Option(help="reasoner spec: 'default' (embedded student), a model dir, a .gguf")]
+    reasoner: Annotated[str, typer.Option(help="reasoner spec: 'default' (embedded student), 'base' (without its adapter), a model dir, a .gguf")]
     = "default",
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter directory to apply")] = None,
     backend: Annotated[str, typer.Option(help="auto, hf, llamacpp or openai")] = "auto",

@@ -17,7 +17,8 @@ def eval_command(
     root: Annotated[Path | None, typer.Option(help="the benchmark's folder")] = None,
     items: Annotated[Path | None, typer.Option(help="synthetic items JSONL (with --benchmark synthetic)")] = None,
     split: Annotated[str | None, typer.Option(help="benchmark split (default: the loader's)")] = None,
-    reasoner: Annotated[str, typer.Option(help="reasoner spec (default: the embedded student)")] = "default",
+    reasoner: Annotated[str, typer.Option(help="reasoner spec (default: the embedded student; "
+                                                     "'programmatic' = the synthetic items' teacher chains)")] = "default",
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter directory")] = None,
     backend: Annotated[str, typer.Option(help="auto, hf, llamacpp or openai")] = "auto",
     threads: Annotated[int | None, typer.Option(help="decode threads")] = None,
@@ -26,6 +27,8 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(help="evaluate the first N samples only")] = None,
     twin_max_tokens: Annotated[int, typer.Option(help="token budget of the twin text")] = 1200,
     max_new_tokens: Annotated[int, typer.Option(help="generated-token budget per query")] = 640,
+    max_tool_rounds: Annotated[int, typer.Option(help="tool rounds per query (0 = no tools: the static-twin "
+                                                      "ablation)")] = 3,
     option: Annotated[list[str] | None, typer.Option(help="loader option KEY=JSON_VALUE (repeatable)")] = None,
 ) -> None:
     """Evaluate a reasoner on a benchmark: samples.jsonl (resumable), summary.json/.md and plots."""
@@ -47,7 +50,7 @@ def eval_command(
         config = EvalConfig(benchmark=benchmark, root=str(root) if root else None, items=str(items) if items else None,
                             split=split, reasoner=reasoner, adapter=adapter, backend=backend, threads=threads,
                             perception=perception, out=str(out), limit=limit, twin_max_tokens=twin_max_tokens,
-                            max_new_tokens=max_new_tokens, options=options)
+                            max_new_tokens=max_new_tokens, max_tool_rounds=max_tool_rounds, options=options)
     except ValueError as exc:
         raise FrsError(str(exc)) from None
     console = Console()
@@ -65,5 +68,20 @@ def eval_command(
                   f"Summary: {out / 'summary.md'}", markup=False, highlight=False)
 
 
+def compare_command(
+    runs: Annotated[list[str], typer.Argument(help="NAME=FOLDER of an `frs eval --out` folder (repeat)")],
+    out: Annotated[Path | None, typer.Option(help="also write the Markdown here")] = None,
+) -> None:
+    """Tables of several eval runs side by side: headline metrics and gIoU by category x level."""
+    from fastreasonseg.eval.compare import compare_markdown, load_run, parse_run_specs
+
+    text = compare_markdown([(name, load_run(folder)) for name, folder in parse_run_specs(runs)])
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    print(text, end="")
+
+
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
+    app.command("eval-compare")(compare_command)

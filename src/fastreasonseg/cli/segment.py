@@ -28,7 +28,7 @@ def segment_command(
                                                       "list of strings, or JSONL with a 'query' field.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for result.json, rollout.json and the "
                                       "overlay.")] = Path("frs_out"),
-    reasoner: Annotated[str, typer.Option("--reasoner", help="'default' (embedded student), a .gguf file, a model "
+    reasoner: Annotated[str, typer.Option("--reasoner", help="'default' (embedded student), 'base' (without its adapter), a .gguf file, a model "
                                           "folder, a hub id, or openai:MODEL@URL.")] = "default",
     adapter: Annotated[str | None, typer.Option("--adapter", help="A PEFT LoRA adapter folder.")] = None,
     backend: Annotated[str, typer.Option("--backend", help="auto, hf, llamacpp or openai.")] = "auto",

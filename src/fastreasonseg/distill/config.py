@@ -239,6 +239,7 @@ class SFTRunConfig(RunConfig):
     model: str = ""
     gguf_file: str | None = None
     dtype: str = "float32"
+    bf16: bool = False  # bf16 autocast of the float32 weights (AVX-512-BF16/AMX CPUs: ~1.4x faster steps here)
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -295,6 +296,7 @@ class RLRunConfig(RunConfig):
     model: str = ""
     gguf_file: str | None = None
     dtype: str = "float32"
+    bf16: bool = False  # bf16 autocast of the loss computation (see SFTRunConfig.bf16)
     adapter: str | None = None
     chains: str | None = None
     rewards: tuple[str, ...] = REWARD_NAMES

