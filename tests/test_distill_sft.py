@@ -168,6 +168,27 @@ def test_run_sft_saves_adapter_and_resumes(workdir, tiny):
     assert any("lora_" in n for n, _ in model.named_parameters())
 
 
+def test_second_session_continues_the_given_adapter(workdir, tiny, tmp_path):
+    """``adapter=`` trains an existing LoRA further: it starts from the saved weights (not a fresh
+    zero-B LoRA), keeps the adapter's own rank, and its update moves those weights."""
+    first = run_sft(_config(workdir, tiny, out=str(tmp_path / "s1"), max_steps=2))
+    trainer, _ = build_sft_trainer(_config(workdir, tiny, out=str(tmp_path / "s2"), adapter=str(first),
+                                           lora_r=8, max_steps=1, warmup_ratio=0.0))
+    from safetensors.torch import load_file
+
+    saved = load_file(str(first / "adapter_model.safetensors"))
+    params = {n: p for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    assert params and all(p.requires_grad for p in params.values())
+    start = {n: p.detach().clone() for n, p in params.items()}
+    # The loaded B matrices are the first session's (non-zero), at its rank 4, not the requested 8.
+    assert all(p.shape[1] == 4 for p in start.values())
+    assert sum(float(p.abs().sum()) for p in start.values()) == pytest.approx(
+        sum(float(v.abs().sum()) for k, v in saved.items() if "lora_B" in k), rel=1e-4)
+    assert sum(float(p.abs().sum()) for p in start.values()) > 0
+    trainer.train()
+    assert any(not torch.equal(start[n], p.detach()) for n, p in params.items())
+
+
 def test_sft_config_errors_name_the_fix(workdir, tiny):
     with pytest.raises(ValueError, match="chains must name"):
         SFTRunConfig(items="x.jsonl")

@@ -240,6 +240,7 @@ class SFTRunConfig(RunConfig):
     gguf_file: str | None = None
     dtype: str = "float32"
     bf16: bool = False  # bf16 autocast of the float32 weights (AVX-512-BF16/AMX CPUs: ~1.4x faster steps here)
+    adapter: str | None = None  # continue training this LoRA adapter (a second SFT session on new chains)
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05

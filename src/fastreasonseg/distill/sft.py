@@ -151,7 +151,8 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    model, tokenizer = load_policy(config.model, config.gguf_file, config.dtype)
+    # A given adapter is loaded trainable and trained further (its own LoRA shape wins over lora_*).
+    model, tokenizer = load_policy(config.model, config.gguf_file, config.dtype, adapter=config.adapter)
     chains = kept_chains(config.chains)
     if not chains:
         raise FrsError(f"no kept chains in {config.chains}; run `frs teacher` first (or lower its iou_threshold)")
@@ -171,8 +172,8 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data.examples),
                          processing_class=tokenizer,
-                         peft_config=lora_config(config.lora_r, config.lora_alpha, config.lora_dropout,
-                                                 config.lora_targets))
+                         peft_config=None if config.adapter else lora_config(config.lora_r, config.lora_alpha,
+                                                                             config.lora_dropout, config.lora_targets))
     return trainer, data.stats
 
 
