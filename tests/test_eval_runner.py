@@ -12,6 +12,7 @@ from PIL import Image
 
 from fastreasonseg.cli.main import main
 from fastreasonseg.data.synth import SynthConfig, synthesize
+from fastreasonseg.distill.items import item_view
 from fastreasonseg.errors import FrsError
 from fastreasonseg.eval.runner import EvalConfig, iter_samples, predicted_frames, run_eval, summarize
 from fastreasonseg.metrics import MetricAccumulator
@@ -176,6 +177,22 @@ def test_programmatic_teacher_row(synth_items, tmp_path):
         assert record["new_tokens"] == 0
     with pytest.raises(ValueError, match="--benchmark synthetic"):
         EvalConfig(benchmark="revos", root=".", reasoner="programmatic")
+
+
+def test_chance_row_is_a_seeded_uniform_pick(synth_items, tmp_path):
+    # One id of the item's own twin per query, the same on a rerun; its score is what the metric says.
+    first = run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path / "c1"),
+                                reasoner="chance"))
+    again = run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path / "c2"),
+                                reasoner="chance"))
+    records = [json.loads(line) for line in (tmp_path / "c1" / "samples.jsonl").read_text().splitlines()]
+    items = {it["id"]: it for it in _items(synth_items)}
+    for record in records:
+        twin = item_view(items[record["id"]]).twin
+        assert len(record["answer_ids"]) == 1 and record["answer_ids"][0] in twin.track_ids
+        assert record["format_ok"] and not record["parse_failed"]
+    assert first["overall"] == again["overall"] and first["parse_failures"] == 0
+    assert len({r["answer_ids"][0] for r in records}) > 1  # not a constant answer
 
 
 def test_summarize_refuses_nothing():

@@ -18,7 +18,8 @@ def eval_command(
     items: Annotated[Path | None, typer.Option(help="synthetic items JSONL (with --benchmark synthetic)")] = None,
     split: Annotated[str | None, typer.Option(help="benchmark split (default: the loader's)")] = None,
     reasoner: Annotated[str, typer.Option(help="reasoner spec (default: the embedded student; "
-                                                     "'programmatic' = the synthetic items' teacher chains)")] = "default",
+                                                     "'programmatic' = the synthetic items' teacher chains; "
+                                                     "'chance' = one uniformly drawn twin id, the floor)")] = "default",
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter directory")] = None,
     backend: Annotated[str, typer.Option(help="auto, hf, llamacpp or openai")] = "auto",
     threads: Annotated[int | None, typer.Option(help="decode threads")] = None,

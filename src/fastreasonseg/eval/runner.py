@@ -54,6 +54,7 @@ PERCEPTION_MODES = ("annotations", "models")
 SYNTHETIC = "synthetic"
 # Fields that may change between a run and its resumption without changing any result.
 PROGRAMMATIC = "programmatic"
+CHANCE = "chance"
 RESUMABLE_FIELDS = frozenset({"out", "limit", "threads"})
 SAMPLES_FILE = "samples.jsonl"
 
@@ -474,8 +475,37 @@ def run_eval(config: EvalConfig, reasoner: Any = None, *,
     return summary
 
 
+class ChanceReasoner:
+    """The floor row of a results table: answers one id of the twin, drawn uniformly.
+
+    The draw is seeded by the query and the twin's ids (SHA-256), so a rerun or a resumed run
+    gives the same answers. Its gIoU is what a reasoner that ignores the query scores.
+    """
+
+    name = CHANCE
+
+    def run(self, twin: DigitalTwin, query: str) -> Any:
+        import hashlib
+        import random
+
+        from fastreasonseg.reasoning.engine import RolloutResult
+        from fastreasonseg.reasoning.protocol import build_rollout, parse_rollout
+
+        started = time.perf_counter()
+        ids = sorted(twin.track_ids)
+        seed = hashlib.sha256(json.dumps([query, ids]).encode()).digest()
+        answer = [random.Random(seed).choice(ids)] if ids else []
+        text = build_rollout("Chance baseline: one id of the twin, drawn uniformly.", [], answer)
+        parsed = parse_rollout(text, twin)
+        return RolloutResult(query=query, text=text, answer_ids=answer, parsed=parsed, failures=list(parsed.failures),
+                             stop_reason="chance", seconds=time.perf_counter() - started)
+
+
 def load_engine(config: EvalConfig) -> Any:
-    """The rollout engine for ``config.reasoner`` (``programmatic``: the synthetic items' own teacher chains)."""
+    """The rollout engine for ``config.reasoner`` (``programmatic``: the synthetic items' own teacher chains;
+    ``chance``: one uniformly drawn id, the floor of a results table)."""
+    if config.reasoner == CHANCE:
+        return ChanceReasoner()
     if config.reasoner == PROGRAMMATIC:
         from fastreasonseg.distill.teacher import ProgrammaticTeacher
 
