@@ -96,13 +96,15 @@ def test_turn_whose_last_token_runs_past_the_stop_string(policy_dir):
     assert sample.rounds == 1 and not sample.done
 
 
-def test_rollouts_insert_results_with_env_mask_zero(policy_dir):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_rollouts_insert_results_with_env_mask_zero(policy_dir, bf16):
     model, tokenizer = load_policy(str(policy_dir))
     items = tiny_items()
     twins = [item_view(i).twin for i in items]
     torch.manual_seed(0)
     samples = generate_tool_rollouts(model, tokenizer, [_prompt_ids(tokenizer, i) for i in items], twins,
-                                     temperature=0.05, max_new_tokens=120, max_new_tokens_per_turn=80)
+                                     temperature=0.05, max_new_tokens=120, max_new_tokens_per_turn=80, bf16=bf16)
+    assert model.dtype == torch.float32  # autocast, not a cast of the weights
     cup, knife = samples
     assert cup.text == items[0]["teacher"] and knife.text == items[1]["teacher"]
     assert cup.rounds == 1 and knife.rounds == 0 and not cup.failures and not knife.failures

@@ -94,11 +94,15 @@ def _split_turn(tokenizer: Any, new_ids: list[int], eos_ids: frozenset[int]) -> 
 
 def generate_tool_rollouts(model: Any, tokenizer: Any, prompt_ids: list[list[int]], twins: list[DigitalTwin], *,
                            temperature: float = 1.0, max_new_tokens: int = 320, max_new_tokens_per_turn: int = 192,
-                           max_tool_rounds: int = 3) -> list[RolloutSample]:
+                           max_tool_rounds: int = 3, bf16: bool = False) -> list[RolloutSample]:
     """Sample one multi-turn rollout per prompt with the policy, running DT tools at every ``</plan>``.
 
-    All unfinished rollouts advance together, one ``model.generate`` call per turn.
+    All unfinished rollouts advance together, one ``model.generate`` call per turn. ``bf16``
+    samples under bf16 autocast, as the trainer computes its log-probs when ``bf16`` is set
+    (prefill is ~3x faster on CPUs with AVX-512-BF16/AMX).
     """
+    from contextlib import nullcontext
+
     import torch
 
     if len(prompt_ids) != len(twins):
@@ -119,7 +123,7 @@ def generate_tool_rollouts(model: Any, tokenizer: Any, prompt_ids: list[list[int
                                      device=model.device)
             attention = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], dtype=torch.long,
                                      device=model.device)
-            with torch.no_grad():
+            with torch.no_grad(), (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()):
                 output = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=budget,
                                         do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
                                         stop_strings=list(STOP_STRINGS), tokenizer=tokenizer, pad_token_id=pad,
@@ -185,8 +189,9 @@ class ToolRolloutFunc:
     """
 
     def __init__(self, twin_by_prompt: dict[str, str], *, temperature: float, max_new_tokens: int,
-                 max_new_tokens_per_turn: int, max_tool_rounds: int):
+                 max_new_tokens_per_turn: int, max_tool_rounds: int, bf16: bool = False):
         self.twin_by_prompt = twin_by_prompt
+        self.bf16 = bf16
         self.temperature = temperature
         self.max_new_tokens = max_new_tokens
         self.max_new_tokens_per_turn = max_new_tokens_per_turn
@@ -211,7 +216,7 @@ class ToolRolloutFunc:
         samples = generate_tool_rollouts(model, tokenizer, prompt_ids, twins, temperature=self.temperature,
                                          max_new_tokens=self.max_new_tokens,
                                          max_new_tokens_per_turn=self.max_new_tokens_per_turn,
-                                         max_tool_rounds=self.max_tool_rounds)
+                                         max_tool_rounds=self.max_tool_rounds, bf16=self.bf16)
         return {"prompt_ids": [s.prompt_ids for s in samples], "completion_ids": [s.completion_ids for s in samples],
                 "logprobs": None, "env_mask": [s.env_mask for s in samples],
                 "rollout_failures": [[f.code for f in s.failures] for s in samples]}
@@ -306,7 +311,7 @@ def build_rl_trainer(config: RLRunConfig, *, items: Any | None = None,
     )
     rollout = ToolRolloutFunc(table, temperature=config.temperature, max_new_tokens=config.max_new_tokens,
                               max_new_tokens_per_turn=config.max_new_tokens_per_turn,
-                              max_tool_rounds=config.max_tool_rounds)
+                              max_tool_rounds=config.max_tool_rounds, bf16=config.bf16)
     peft = None if config.adapter else lora_config(config.lora_r, config.lora_alpha, config.lora_dropout,
                                                     config.lora_targets)
     return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
