@@ -255,5 +255,28 @@ def test_eval_compare_tables(synth_items, tmp_path, capsys):
     assert float(rows["scripted"][parse]) == pytest.approx(100 * sum(i % 2 for i in range(len(items))) / len(items))
     assert float(rows["teacher"][parse]) == 0.0
     assert "by category x level" in text
+    # Paired bootstrap row: the teacher is right on every item, the scripted run on even ones only.
+    delta = next(line for line in text.splitlines() if line.startswith("| teacher | ") and "[" in line)
+    cells = [c.strip() for c in delta.strip("|").split("|")]
+    records = {name: [json.loads(x) for x in (tmp_path / d / "samples.jsonl").read_text().splitlines()]
+               for name, d in (("a", "a"), ("b", "b"))}
+    expected = 100 * (np.mean([r["iou"] for r in records["b"]]) - np.mean([r["iou"] for r in records["a"]]))
+    assert int(cells[1]) == len(items) and float(cells[2]) == pytest.approx(expected, abs=0.06)
+    low, high = (float(x) for x in cells[3].strip("[]").split(","))
+    assert low <= float(cells[2]) <= high
     assert main(["eval-compare", f"x={tmp_path / 'nothing'}"]) == 1
     assert "no samples.jsonl" in " ".join(capsys.readouterr().err.split())  # rich may wrap the line
+
+
+def test_paired_bootstrap_interval():
+    from fastreasonseg.eval.compare import paired_bootstrap
+
+    first = [{"id": f"s{i}", "iou": 0.2} for i in range(50)]
+    same_shift = [{"id": f"s{i}", "iou": 0.5} for i in range(50)] + [{"id": "extra", "iou": 1.0}]
+    b = paired_bootstrap(first, same_shift)
+    # Every shared pair differs by exactly 30 points: no spread, the unshared sample is ignored.
+    assert b["n"] == 50 and b["delta"] == pytest.approx(30) and b["low"] == pytest.approx(30) == b["high"]
+    noisy = [{"id": f"s{i}", "iou": 0.2 + (0.4 if i % 2 else -0.2)} for i in range(50)]
+    b = paired_bootstrap(first, noisy)
+    assert b["delta"] == pytest.approx(10) and b["low"] < 10 < b["high"] and b["high"] - b["low"] > 5
+    assert paired_bootstrap(first, [{"id": "other", "iou": 1.0}]) is None

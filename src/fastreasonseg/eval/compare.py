@@ -6,6 +6,11 @@ Reads each run's ``samples.jsonl`` (not its summary) so that any cross grouping 
 computed, e.g. category x level, which the per-run summary does not hold. gIoU is the mean
 per-sample IoU (for videos the mean over annotated frames, i.e. J), cIoU the pooled
 intersection over pooled union, both in percent; the same definitions as ``frs eval``.
+
+With two or more runs a third table gives each run's gIoU difference to the first run with a
+paired bootstrap 95% interval over the samples both runs evaluated (resampling samples, the
+same resample for both runs; 5,000 resamples, seed 0). On a 100-item test set differences
+of a few points are within noise; the interval says which are not.
 """
 
 from __future__ import annotations
@@ -69,7 +74,8 @@ def row_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def compare_markdown(runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
-    """Two Markdown tables: headline metrics, then gIoU by category x level."""
+    """Markdown tables: headline metrics, gIoU by category x level, and (two or more runs) each
+    run's gIoU difference to the first with a paired bootstrap interval."""
     ids = [{r["id"] for r in records} for _, records in runs]
     note = "" if all(s == ids[0] for s in ids) else \
         "\n**Note: the runs did not evaluate the same samples; compare with care.**\n"
@@ -92,7 +98,36 @@ def compare_markdown(runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
     for name, records in runs:
         lines.append(f"| {name} | " + " | ".join(_fmt(_giou(_where(records, category=c, level=lev)))
                                                  for c, lev in keep) + " |")
+    if len(runs) > 1:
+        lines += _bootstrap_lines(runs)
     return note + "\n".join(lines) + "\n"
+
+
+def paired_bootstrap(first: list[dict[str, Any]], other: list[dict[str, Any]], *, resamples: int = 5000,
+                     seed: int = 0) -> dict[str, float] | None:
+    """gIoU of ``other`` minus gIoU of ``first`` (percent points) on their shared sample ids, with the
+    2.5 / 97.5 percentiles of the paired bootstrap; None when they share no sample."""
+    a = {r["id"]: float(r["iou"]) for r in first}
+    b = {r["id"]: float(r["iou"]) for r in other}
+    shared = sorted(a.keys() & b.keys())
+    if not shared:
+        return None
+    diff = 100 * (np.array([b[i] for i in shared]) - np.array([a[i] for i in shared]))
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"n": len(shared), "delta": float(diff.mean()), "low": float(low), "high": float(high)}
+
+
+def _bootstrap_lines(runs: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
+    base_name, base = runs[0]
+    lines = ["", f"gIoU difference to {base_name} (percent points; paired bootstrap 95% interval):", "",
+             "| model | shared n | delta gIoU | 95% interval |", "|---|---|---|---|"]
+    for name, records in runs[1:]:
+        b = paired_bootstrap(base, records)
+        lines.append(f"| {name} | 0 | - | - |" if b is None else
+                     f"| {name} | {b['n']} | {b['delta']:+.1f} | [{b['low']:+.1f}, {b['high']:+.1f}] |")
+    return lines
 
 
 def parse_run_specs(specs: list[str]) -> list[tuple[str, Path]]:
