@@ -248,6 +248,7 @@ def test_run_rl_resumes_and_saves_only_the_trained_adapter(policy_dir, items_pat
     assert (adapter / "adapter_config.json").is_file() and (adapter / "resolved_config.yaml").is_file()
     stats = json.loads((tmp_path / "rl" / "rl_stats.json").read_text())
     assert stats["global_step"] == 1 and stats["resumed_from"] is None
+    assert stats["learning_signal"]["logged_steps"] == 1
     run_rl(_rl_config(policy_dir, items_path, tmp_path, rewards=("format", "accuracy"), max_steps=2))
     stats = json.loads((tmp_path / "rl" / "rl_stats.json").read_text())
     assert stats["global_step"] == 2 and stats["resumed_from"].endswith("checkpoint-1")
@@ -258,3 +259,42 @@ def test_run_rl_resumes_and_saves_only_the_trained_adapter(policy_dir, items_pat
 
     names = list(load_file(str(second / "adapter_model.safetensors")))
     assert names and not any(".ref." in n for n in names)
+
+
+# The learning-signal check on log histories shaped like TRL's (values from our RL-only run:
+# the base model never wrote the tags, every rollout got R_format = -0.5, the gradient was zero).
+_FLAT = {"reward": -0.5, "reward_std": 0.0, "frac_reward_zero_std": 1.0, "rewards/format_reward/mean": -0.5,
+         "grad_norm": 0.0, "step": 1}
+_LIVE = {"reward": 0.84, "reward_std": 0.72, "frac_reward_zero_std": 0.0, "rewards/format_reward/mean": 0.375, "step": 2}
+
+
+def test_learning_signal_report_warns_only_when_every_step_is_flat():
+    from fastreasonseg.distill.grpo import learning_signal_report
+
+    flat = learning_signal_report([_FLAT, {**_FLAT, "step": 2}, {"train_runtime": 10.0}])
+    assert flat["logged_steps"] == 2 and flat["steps_without_signal"] == 2
+    assert "no learning signal" in flat["warning"] and "never wrote the protocol" in flat["warning"]
+    mixed = learning_signal_report([_FLAT, _LIVE])
+    assert mixed["steps_without_signal"] == 1 and mixed["warning"] is None
+    # Flat groups that all earned the same non-minimal reward: warned, without blaming the format.
+    same = learning_signal_report([{**_FLAT, "reward": 1.5, "rewards/format_reward/mean": 0.5}])
+    assert same["warning"] and "never wrote" not in same["warning"]
+    assert learning_signal_report([])["warning"] is None
+
+
+def test_signal_callback_warns_once_after_consecutive_flat_steps():
+    from fastreasonseg.distill.grpo import NO_SIGNAL_PATIENCE, _signal_callback
+
+    callback = _signal_callback()
+    with pytest.warns(UserWarning, match="without learning signal") as caught:
+        for _ in range(NO_SIGNAL_PATIENCE + 3):
+            callback.on_log(None, None, None, logs=dict(_FLAT))
+    assert len(caught) == 1
+    callback = _signal_callback()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for logs in [_FLAT, _FLAT, _LIVE, _FLAT, _FLAT, {"loss": 0.1}]:
+            callback.on_log(None, None, None, logs=dict(logs))
+    assert callback.flat_run == 2 and not callback.warned

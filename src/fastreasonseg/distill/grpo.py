@@ -27,6 +27,10 @@ turn. The loop below reuses the engine's plan execution (:func:`execute_plan`) a
 protocol's ``results_block`` so the inserted text is byte-identical to inference, and it
 samples the whole group of a prompt as one batch with ``model.generate`` (``stop_strings``).
 
+A run with no learning signal (every group's rollouts earn equal rewards, so every advantage
+is zero) is warned about during training and recorded in ``rl_stats.json``
+(``learning_signal``): GRPO from the base model without SFT does exactly that here.
+
 Departures from the paper: CPU-sized defaults (see :mod:`fastreasonseg.distill.config`); the
 offline MiniLM judge stands in for GPT-4o unless ``judge=llm``. Sampling logprobs are not
 returned (``logprobs=None``): on one CPU process the trainer recomputes old log-probs from the
@@ -318,6 +322,52 @@ def build_rl_trainer(config: RLRunConfig, *, items: Any | None = None,
                        peft_config=peft, rollout_func=rollout)
 
 
+NO_SIGNAL_PATIENCE = 3
+
+
+def learning_signal_report(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many logged GRPO steps had a learning signal, and a warning when none did.
+
+    GRPO's advantage is the reward minus its group mean, so a group whose rollouts all earn the
+    same reward contributes nothing. TRL logs ``frac_reward_zero_std`` (share of such groups) and
+    ``reward_std``; a step where every group is flat has zero gradient. This happens when the
+    policy never writes the protocol (every rollout gets R_format = -0.5 and nothing else): RL
+    from the base model without SFT, measured in docs/RESULTS.md.
+    """
+    steps = [h for h in log_history if "reward" in h]
+    flat = [h for h in steps if float(h.get("frac_reward_zero_std", 0.0)) >= 1.0 or float(h.get("reward_std", 1.0)) == 0.0]
+    report: dict[str, Any] = {"logged_steps": len(steps), "steps_without_signal": len(flat), "warning": None}
+    if steps and len(flat) == len(steps):
+        formats = [float(h["rewards/format_reward/mean"]) for h in steps if "rewards/format_reward/mean" in h]
+        why = " (R_format stayed at -0.5: the policy never wrote the protocol's tags)" if formats and max(formats) <= -0.5 else ""
+        report["warning"] = (f"GRPO had no learning signal in all {len(steps)} logged step(s): every rollout of every group "
+                             f"earned the same reward{why}, so the advantages and the gradient were zero. Start from an "
+                             "SFT adapter (--adapter runs/sft/adapter) or use the few-shot prompt (--set few_shot=true).")
+    return report
+
+
+def _signal_callback() -> Any:
+    """A TrainerCallback that warns once after NO_SIGNAL_PATIENCE consecutive flat steps (runs are long on CPU)."""
+    from transformers import TrainerCallback
+
+    class NoSignalWarning(TrainerCallback):
+        def __init__(self) -> None:
+            self.flat_run = 0
+            self.warned = False
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            if not logs or "reward" not in logs:
+                return
+            flat = learning_signal_report([logs])["steps_without_signal"] == 1
+            self.flat_run = self.flat_run + 1 if flat else 0
+            if self.flat_run >= NO_SIGNAL_PATIENCE and not self.warned:
+                self.warned = True
+                warnings.warn(f"GRPO: {self.flat_run} consecutive steps without learning signal (all rewards equal "
+                              "within every group); the gradient is zero. See learning_signal_report.", stacklevel=2)
+
+    return NoSignalWarning()
+
+
 def run_rl(config: RLRunConfig, *, items: Any | None = None, report_to: str = "none") -> Path:
     """Train with GRPO; returns the adapter folder ``config.out/adapter``. Rerunning resumes from the last checkpoint."""
     from fastreasonseg.distill.sft import last_checkpoint
@@ -325,6 +375,7 @@ def run_rl(config: RLRunConfig, *, items: Any | None = None, report_to: str = "n
     out = Path(config.out)
     config.save(out)
     trainer = build_rl_trainer(config, items=items, report_to=report_to)
+    trainer.add_callback(_signal_callback())
     resume = last_checkpoint(out)
     if resume:
         print(f"resuming from {resume}", flush=True)
@@ -337,6 +388,9 @@ def run_rl(config: RLRunConfig, *, items: Any | None = None, report_to: str = "n
     stats = {"train_seconds": round(time.perf_counter() - started, 1), "train_loss": result.training_loss,
              "global_step": trainer.state.global_step, "resumed_from": resume, "prompts": len(trainer.train_dataset),
              "log_history": trainer.state.log_history[-20:]}
+    stats["learning_signal"] = signal = learning_signal_report(trainer.state.log_history)
+    if signal["warning"]:
+        print(f"warning: {signal['warning']}", flush=True)
     (out / "rl_stats.json").write_text(json.dumps(stats, indent=2, default=str), encoding="utf-8")
     return adapter
 
