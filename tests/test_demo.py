@@ -62,3 +62,20 @@ def test_demo_config_rejects_bad_values(bad):
 def test_frs_demo_bad_option_is_a_clean_error(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--per-category", "0"]) == 1
     assert "per_category" in capsys.readouterr().err
+
+
+def test_report_sets_expectations_by_adapter(tmp_path):
+    """Base model: says no adapter is loaded; shipped adapter: states its measured score; other adapters: neither."""
+    from fastreasonseg.eval.demo import DemoReport, report_markdown
+    from fastreasonseg.reasoning.loader import DEFAULT_ADAPTER_DIR
+
+    seconds = {"total": 1.0, "scenes": 0.1, "load": 0.1, "reasoning": 0.8}
+
+    def text(adapter):
+        return report_markdown(DemoReport(out=str(tmp_path), reasoner="default", adapter=adapter, results=[],
+                                          seconds=seconds))
+
+    base, shipped, other = text(None), text(str(DEFAULT_ADAPTER_DIR)), text(str(tmp_path / "my_adapter"))
+    assert "No distilled adapter is loaded" in base and "shipped student" not in base
+    assert "shipped student scores 19% gIoU" in shipped and "No distilled adapter" not in shipped
+    assert "shipped student" not in other and "No distilled adapter" not in other
