@@ -325,6 +325,11 @@ def build_rl_trainer(config: RLRunConfig, *, items: Any | None = None,
 NO_SIGNAL_PATIENCE = 3
 
 
+def _is_flat(logs: dict[str, Any]) -> bool:
+    """True for a logged GRPO step in which every group's rewards were equal (zero advantage, zero gradient)."""
+    return float(logs.get("frac_reward_zero_std", 0.0)) >= 1.0 or float(logs.get("reward_std", 1.0)) == 0.0
+
+
 def learning_signal_report(log_history: list[dict[str, Any]]) -> dict[str, Any]:
     """How many logged GRPO steps had a learning signal, and a warning when none did.
 
@@ -335,7 +340,7 @@ def learning_signal_report(log_history: list[dict[str, Any]]) -> dict[str, Any]:
     from the base model without SFT, measured in docs/RESULTS.md.
     """
     steps = [h for h in log_history if "reward" in h]
-    flat = [h for h in steps if float(h.get("frac_reward_zero_std", 0.0)) >= 1.0 or float(h.get("reward_std", 1.0)) == 0.0]
+    flat = [h for h in steps if _is_flat(h)]
     report: dict[str, Any] = {"logged_steps": len(steps), "steps_without_signal": len(flat), "warning": None}
     if steps and len(flat) == len(steps):
         formats = [float(h["rewards/format_reward/mean"]) for h in steps if "rewards/format_reward/mean" in h]
@@ -358,8 +363,7 @@ def _signal_callback() -> Any:
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
             if not logs or "reward" not in logs:
                 return
-            flat = learning_signal_report([logs])["steps_without_signal"] == 1
-            self.flat_run = self.flat_run + 1 if flat else 0
+            self.flat_run = self.flat_run + 1 if _is_flat(logs) else 0
             if self.flat_run >= NO_SIGNAL_PATIENCE and not self.warned:
                 self.warned = True
                 warnings.warn(f"GRPO: {self.flat_run} consecutive steps without learning signal (all rewards equal "

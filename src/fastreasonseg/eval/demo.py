@@ -274,10 +274,22 @@ def _ids(ids: list[int] | None) -> str:
     return "unparsed" if ids is None else json.dumps(ids)
 
 
-def report_markdown(report: DemoReport) -> str:
-    """The human-readable report: a table of the queries, then each rollout's reasoning."""
+def _expectation_lines(adapter: str | None) -> list[str]:
+    """What score to expect: none loaded (base model), the shipped adapter (its measured score), or a user's own."""
     from fastreasonseg.reasoning.loader import DEFAULT_ADAPTER_DIR
 
+    if adapter is None:
+        return ["No distilled adapter is loaded: this is the base model prompted with worked examples, so expect few "
+                "correct answers (train one with `frs sft` / `frs rl`, or pass `--adapter`).", ""]
+    if Path(adapter).resolve() != DEFAULT_ADAPTER_DIR.resolve():
+        return []
+    return ["The shipped student scores 19% gIoU on the synthetic test split (docs/RESULTS.md): about one "
+            "correct answer in five, so 0 to 2 correct of these six is the typical range (90% of draws). Wrong "
+            "answers are shown beside the truth below.", ""]
+
+
+def report_markdown(report: DemoReport) -> str:
+    """The human-readable report: a table of the queries, then each rollout's reasoning."""
     lines = [
         "# fastreasonseg demo",
         "",
@@ -286,13 +298,7 @@ def report_markdown(report: DemoReport) -> str:
         f"Time: {report.seconds['total']:.1f} s total = scenes {report.seconds['scenes']:.1f} s"
         f" + model load {report.seconds['load']:.1f} s + reasoning {report.seconds['reasoning']:.1f} s.",
         "",
-        *(["No distilled adapter is loaded: this is the base model prompted with worked examples, so expect few "
-           "correct answers (train one with `frs sft` / `frs rl`, or pass `--adapter`).", ""]
-          if report.adapter is None else
-          [] if Path(report.adapter).resolve() != DEFAULT_ADAPTER_DIR.resolve() else
-          ["The shipped student scores 19% gIoU on the synthetic test split (docs/RESULTS.md): about one "
-           "correct answer in five, so 0 to 2 correct of these six is the typical range (90% of draws). Wrong "
-           "answers are shown beside the truth below.", ""]),
+        *_expectation_lines(report.adapter),
         "Scenes: `image_scene.png`, `video_scene.gif` (twins: `*_twin.json`). Per query: `queries/NN_category/` "
         "holds `result.json` and overlays of the answer and the ground truth.",
         "",
