@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce docs/RESULTS.md: data, programmatic teacher, SFT (two sessions), evaluations, tables.
+# Reproduce docs/RESULTS.md: data, programmatic teacher, SFT (three sessions), GRPO runs, evaluations, tables.
 #   bash scripts/reproduce_results.sh [WORK_DIR]        (default: ./results_work; ~5 h on a 2-core CPU)
 # Every stage resumes when rerun (synth, teacher, sft and eval all skip finished work).
 set -euo pipefail
