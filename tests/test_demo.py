@@ -7,13 +7,7 @@ import json
 import pytest
 
 from fastreasonseg.cli.main import main
-from fastreasonseg.distill.testing import make_tiny_chat_model
 from fastreasonseg.eval.demo import DemoConfig, build_demo_scenes
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return make_tiny_chat_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def test_demo_scenes_are_deterministic_and_cover_each_category():
@@ -29,9 +23,9 @@ def test_demo_scenes_are_deterministic_and_cover_each_category():
             assert set(query.answer_ids) <= set(scene.scene.twin.track_ids)
 
 
-def test_frs_demo_writes_report_overlays_and_results(tmp_path, tiny_model, capsys):
+def test_frs_demo_writes_report_overlays_and_results(tmp_path, tiny_chat_model, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--reasoner", str(tiny_model), "--per-category", "1",
+    code = main(["demo", "--out", str(out), "--reasoner", str(tiny_chat_model), "--per-category", "1",
                  "--max-new-tokens", "12", "--twin-max-tokens", "200"])
     assert code == 0
     assert "report.md" in capsys.readouterr().out
@@ -41,7 +35,10 @@ def test_frs_demo_writes_report_overlays_and_results(tmp_path, tiny_model, capsy
     markdown = (out / "report.md").read_text()
     for result in report["results"]:
         folder = out / result["folder"]
-        saved = json.loads((folder / "result.json").read_text())
+        contract = json.loads((folder / "result.json").read_text())
+        assert isinstance(contract, list) and contract[0]["query"] == result["query"]
+        assert set(contract[0]) == {"query", "answer", "reasoning", "frames", "timing"}
+        saved = json.loads((folder / "score.json").read_text())
         assert saved["query"] == result["query"] and saved["truth_ids"]
         assert saved["rollout"]["query"] == result["query"]
         suffix = ".gif" if result["category"] == "temporal" else ".png"
@@ -50,7 +47,7 @@ def test_frs_demo_writes_report_overlays_and_results(tmp_path, tiny_model, capsy
         assert result["correct"] == (result["iou"] > 0.5)
         assert result["query"].replace("|", "\\|") in markdown
     assert (out / "image_scene.png").is_file() and (out / "video_scene.gif").is_file()
-    assert json.loads((out / "config.json").read_text())["reasoner"] == str(tiny_model)
+    assert json.loads((out / "config.json").read_text())["reasoner"] == str(tiny_chat_model)
 
 
 @pytest.mark.parametrize("bad", [{"per_category": 0}, {"categories": ("colour",)}, {"twin_max_tokens": 10}])

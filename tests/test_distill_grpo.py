@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from fastreasonseg.data.items import as_item  # noqa: E402
 from fastreasonseg.distill.config import RLRunConfig  # noqa: E402
 from fastreasonseg.distill.grpo import (  # noqa: E402
     _split_turn,
@@ -16,7 +17,6 @@ from fastreasonseg.distill.grpo import (  # noqa: E402
     generate_tool_rollouts,
     make_rewards,
 )
-from fastreasonseg.distill.items import item_view  # noqa: E402
 from fastreasonseg.distill.models import build_messages, load_policy, render_prompt  # noqa: E402
 from fastreasonseg.distill.testing import make_tiny_chat_model, memorize_chains, tiny_items  # noqa: E402
 from fastreasonseg.reasoning.protocol import results_block  # noqa: E402
@@ -48,7 +48,7 @@ def items_path(tmp_path_factory):
 
 
 def _prompt_ids(tokenizer, item):
-    view = item_view(item)
+    view = as_item(item)
     return tokenizer(render_prompt(tokenizer, build_messages(view.twin, view.query, tokenizer)),
                      add_special_tokens=False)["input_ids"]
 
@@ -85,11 +85,11 @@ def test_turn_whose_last_token_runs_past_the_stop_string(policy_dir):
     ids = tokenizer(written, add_special_tokens=False)["input_ids"]
     assert tokenizer.convert_ids_to_tokens(ids)[-3:] == [">[", "1", "]"]  # "</plan" + ">[": the stop ends mid-token
     sample = RolloutSample(prompt_ids=[1, 2])
-    _advance(sample, tokenizer, ids, frozenset({tokenizer.eos_token_id}), item_view(item).twin,
+    _advance(sample, tokenizer, ids, frozenset({tokenizer.eos_token_id}), as_item(item).twin,
              max_new_tokens=200, max_new_tokens_per_turn=200, max_tool_rounds=3)
     calls = [{"tool": "depth_order", "args": {"ids": [3, 4]}}]
     expected = written[: written.index("</plan>") + len("</plan>")]
-    assert sample.text == expected + results_block(run_plan(item_view(item).twin, calls))
+    assert sample.text == expected + results_block(run_plan(as_item(item).twin, calls))
     assert tokenizer.decode(sample.completion_ids) == sample.text
     sampled = [t for t, m in zip(sample.completion_ids, sample.env_mask, strict=True) if m]
     assert tokenizer.decode(sampled) == expected[: -len(">")]  # the fused token was not kept as sampled
@@ -100,7 +100,7 @@ def test_turn_whose_last_token_runs_past_the_stop_string(policy_dir):
 def test_rollouts_insert_results_with_env_mask_zero(policy_dir, bf16):
     model, tokenizer = load_policy(str(policy_dir))
     items = tiny_items()
-    twins = [item_view(i).twin for i in items]
+    twins = [as_item(i).twin for i in items]
     torch.manual_seed(0)
     samples = generate_tool_rollouts(model, tokenizer, [_prompt_ids(tokenizer, i) for i in items], twins,
                                      temperature=0.05, max_new_tokens=120, max_new_tokens_per_turn=80, bf16=bf16)
@@ -126,11 +126,11 @@ def test_rollouts_insert_results_with_env_mask_zero(policy_dir, bf16):
 def test_rollout_budgets_end_runaway_samples(policy_dir):
     model, tokenizer = load_policy(str(policy_dir))
     item = tiny_items()[0]
-    samples = generate_tool_rollouts(model, tokenizer, [_prompt_ids(tokenizer, item)], [item_view(item).twin],
+    samples = generate_tool_rollouts(model, tokenizer, [_prompt_ids(tokenizer, item)], [as_item(item).twin],
                                      temperature=0.05, max_new_tokens=30, max_new_tokens_per_turn=30)
     assert samples[0].model_tokens <= 30
     assert [f.code for f in samples[0].failures] == ["token_budget_exhausted"]
-    no_tools = generate_tool_rollouts(model, tokenizer, [_prompt_ids(tokenizer, item)], [item_view(item).twin],
+    no_tools = generate_tool_rollouts(model, tokenizer, [_prompt_ids(tokenizer, item)], [as_item(item).twin],
                                       temperature=0.05, max_new_tokens=120, max_new_tokens_per_turn=80,
                                       max_tool_rounds=0)
     assert [f.code for f in no_tools[0].failures] == ["too_many_tool_rounds"]

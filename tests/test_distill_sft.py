@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from fastreasonseg.data.items import as_item  # noqa: E402
 from fastreasonseg.distill.config import SFTRunConfig, TeacherConfig  # noqa: E402
-from fastreasonseg.distill.items import item_view  # noqa: E402
 from fastreasonseg.distill.models import build_messages, load_policy, render_prompt  # noqa: E402
 from fastreasonseg.distill.sft import build_sft_trainer, run_sft, tokenize_chain  # noqa: E402
 from fastreasonseg.distill.teacher import run_teacher  # noqa: E402
@@ -17,25 +17,12 @@ from fastreasonseg.distill.testing import make_tiny_chat_model, tiny_items, tiny
 from fastreasonseg.reasoning.protocol import build_rollout, results_spans  # noqa: E402
 from fastreasonseg.twin.tools import run_plan  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and spinning OpenMP threads on a shared 2-core machine
-    slow a backward pass down by an order of magnitude."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: tiny models, one thread
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_chat_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny):
-    return load_policy(str(tiny))[1]
+def tokenizer(tiny_chat_model):
+    return load_policy(str(tiny_chat_model))[1]
 
 
 def _two_round_chain() -> str:
@@ -65,7 +52,7 @@ def _without_spans(text: str) -> str:
 @pytest.mark.parametrize("name", list(CHAINS))
 def test_tokenize_chain_trains_exactly_the_model_written_text(tokenizer, name):
     rollout = CHAINS[name]
-    view = item_view(tiny_items()[0])
+    view = as_item(tiny_items()[0])
     messages = build_messages(view.twin, view.query, tokenizer)
     chain = tokenize_chain(tokenizer, messages, rollout)
     prompt_len = len(tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"])
@@ -79,11 +66,11 @@ def test_tokenize_chain_trains_exactly_the_model_written_text(tokenizer, name):
     assert (chain.results_tokens > 0) == (name != "no_tools")
 
 
-def test_no_gradient_from_results_tokens(tiny, tokenizer):
+def test_no_gradient_from_results_tokens(tiny_chat_model, tokenizer):
     """With TRL's labels (-100 where the mask is 0) the loss has exactly zero gradient at every
     position whose next token is inserted text, and the loss equals the mean over trained tokens."""
-    model, _ = load_policy(str(tiny))
-    view = item_view(tiny_items()[0])
+    model, _ = load_policy(str(tiny_chat_model))
+    view = as_item(tiny_items()[0])
     chain = tokenize_chain(tokenizer, build_messages(view.twin, view.query, tokenizer), CHAINS["two_rounds"])
     ids = torch.tensor([chain.input_ids])
     labels = ids.clone()
@@ -101,7 +88,7 @@ def test_no_gradient_from_results_tokens(tiny, tokenizer):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, tiny):
+def workdir(tmp_path_factory, tiny_chat_model):
     root = tmp_path_factory.mktemp("sft")
     items = root / "items.jsonl"
     rows = []
@@ -113,21 +100,22 @@ def workdir(tmp_path_factory, tiny):
     return root
 
 
-def _config(workdir, tiny, **overrides) -> SFTRunConfig:
+def _config(workdir, tiny_chat_model, **overrides) -> SFTRunConfig:
     values = {"items": str(workdir / "items.jsonl"), "chains": str(workdir / "teacher" / "chains.jsonl"),
-              "out": str(workdir / "run"), "model": str(tiny), "lora_r": 4, "lora_alpha": 8, "batch_size": 2,
+              "out": str(workdir / "run"), "model": str(tiny_chat_model), "lora_r": 4, "lora_alpha": 8, "batch_size": 2,
               "gradient_accumulation": 1, "learning_rate": 5e-3, "max_steps": 2, "save_steps": 1,
               "logging_steps": 1, "max_length": 1500}
     values.update(overrides)
     return SFTRunConfig(**values)
 
 
-def test_sft_trainer_labels_and_lora_update(workdir, tiny):
-    trainer, stats = build_sft_trainer(_config(workdir, tiny, out=str(workdir / "direct")))
+def test_sft_trainer_labels_and_lora_update(workdir, tiny_chat_model):
+    trainer, stats = build_sft_trainer(_config(workdir, tiny_chat_model, out=str(workdir / "direct")))
     assert stats["examples"] == 4 and stats["masked_results_tokens"] > 0
     row = trainer.train_dataset[0]
-    chains = [tokenize_chain(trainer.processing_class, build_messages(item_view(i).twin, item_view(i).query,
-                                                                      trainer.processing_class), i["teacher"])
+    chains = [tokenize_chain(trainer.processing_class, build_messages(as_item(i).twin, as_item(i).query,
+                                                                      trainer.processing_class, prompt="v2"),
+                             i["teacher"])
               for i in tiny_items()]
     expected = next(c for c in chains if c.input_ids == row["input_ids"])
     # TRL folded assistant_masks into labels: -100 exactly on prompt and inserted results.
@@ -153,26 +141,26 @@ def test_sft_trains_a_qwen3_student(workdir, tmp_path):
     assert any(not torch.equal(lora[n], after[n]) for n in lora)
 
 
-def test_run_sft_saves_adapter_and_resumes(workdir, tiny):
-    config = _config(workdir, tiny, max_steps=2)
+def test_run_sft_saves_adapter_and_resumes(workdir, tiny_chat_model):
+    config = _config(workdir, tiny_chat_model, max_steps=2)
     adapter = run_sft(config)
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
     assert (workdir / "run" / "resolved_config.yaml").is_file() and (adapter / "resolved_config.yaml").is_file()
     stats = json.loads((workdir / "run" / "sft_stats.json").read_text())
     assert stats["global_step"] == 2 and stats["resumed_from"] is None
-    resumed = run_sft(_config(workdir, tiny, max_steps=3))
+    resumed = run_sft(_config(workdir, tiny_chat_model, max_steps=3))
     stats = json.loads((workdir / "run" / "sft_stats.json").read_text())
     assert stats["global_step"] == 3 and stats["resumed_from"].endswith("checkpoint-2")
     # The saved adapter loads through the runtime's loader.
-    model, _ = load_policy(str(tiny), adapter=str(resumed))
+    model, _ = load_policy(str(tiny_chat_model), adapter=str(resumed))
     assert any("lora_" in n for n, _ in model.named_parameters())
 
 
-def test_second_session_continues_the_given_adapter(workdir, tiny, tmp_path):
+def test_second_session_continues_the_given_adapter(workdir, tiny_chat_model, tmp_path):
     """``adapter=`` trains an existing LoRA further: it starts from the saved weights (not a fresh
     zero-B LoRA), keeps the adapter's own rank, and its update moves those weights."""
-    first = run_sft(_config(workdir, tiny, out=str(tmp_path / "s1"), max_steps=2))
-    trainer, _ = build_sft_trainer(_config(workdir, tiny, out=str(tmp_path / "s2"), adapter=str(first),
+    first = run_sft(_config(workdir, tiny_chat_model, out=str(tmp_path / "s1"), max_steps=2))
+    trainer, _ = build_sft_trainer(_config(workdir, tiny_chat_model, out=str(tmp_path / "s2"), adapter=str(first),
                                            lora_r=8, max_steps=1, warmup_ratio=0.0))
     from safetensors.torch import load_file
 
@@ -189,16 +177,16 @@ def test_second_session_continues_the_given_adapter(workdir, tiny, tmp_path):
     assert any(not torch.equal(start[n], p.detach()) for n, p in params.items())
 
 
-def test_sft_config_errors_name_the_fix(workdir, tiny):
+def test_sft_config_errors_name_the_fix(workdir, tiny_chat_model):
     with pytest.raises(ValueError, match="chains must name"):
         SFTRunConfig(items="x.jsonl")
     with pytest.raises(ValueError, match="lora_r"):
-        _config(workdir, tiny, lora_r=0)
+        _config(workdir, tiny_chat_model, lora_r=0)
     with pytest.raises(ValueError, match="max_length"):
-        _config(workdir, tiny, max_length=8)
+        _config(workdir, tiny_chat_model, max_length=8)
 
 
-def test_export_student_writes_fp16_adapter_and_model_card(tiny, tmp_path):
+def test_export_student_writes_fp16_adapter_and_model_card(tiny_chat_model, tmp_path):
     from peft import get_peft_model
     from safetensors.torch import load_file
 
@@ -206,7 +194,7 @@ def test_export_student_writes_fp16_adapter_and_model_card(tiny, tmp_path):
     from fastreasonseg.distill.models import lora_config
     from fastreasonseg.errors import FrsError
 
-    model, _ = load_policy(str(tiny))
+    model, _ = load_policy(str(tiny_chat_model))
     peft_model = get_peft_model(model, lora_config(4, 8, 0.0, ("q_proj", "v_proj")))
     peft_model.save_pretrained(tmp_path / "trained")
     (tmp_path / "sft").mkdir()
@@ -227,7 +215,7 @@ def test_export_student_writes_fp16_adapter_and_model_card(tiny, tmp_path):
                     "groups": {"level": {"L2": {"count": 2, "gIoU": 0.5, "cIoU": 0.4}}}}
     card2 = (export_student(tmp_path / "trained", tmp_path / "e2", summary=eval_summary) / "MODEL_CARD.md").read_text()
     assert "| level=L2 | 2 | 0.500 | 0.400 |" in card2
-    reloaded, _ = load_policy(str(tiny), adapter=str(dest))  # loads back through the runtime's PEFT path
+    reloaded, _ = load_policy(str(tiny_chat_model), adapter=str(dest))  # loads back through the runtime's PEFT path
     assert any("lora_" in n for n, _ in reloaded.named_parameters())
     with pytest.raises(FrsError, match="MB limit"):
         export_student(tmp_path / "trained", tmp_path / "too_big", max_mb=0.0001)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from fastreasonseg.cli.main import main
+from fastreasonseg.data.items import as_item
 from fastreasonseg.distill.config import TeacherConfig
-from fastreasonseg.distill.items import item_view
 from fastreasonseg.distill.jsonl import JsonlAppender, read_jsonl, repair_tail
 from fastreasonseg.distill.teacher import ChainOutput, LLMTeacher, ProgrammaticTeacher, decide, run_teacher
 from fastreasonseg.distill.testing import tiny_items
@@ -34,21 +34,21 @@ TAMPERED = CUP["teacher"].replace("[[3,0.2],[4,0.7]]", "[[4,0.7],[3,0.2]]")
     ("<reason>r</reason>\n<answer>[9]</answer>", False, "content:unknown_ids"),
 ])
 def test_decide_filter(chain, kept, reason):
-    decision = decide(ChainOutput(chain), item_view(CUP), iou_threshold=0.7)
+    decision = decide(ChainOutput(chain), as_item(CUP), iou_threshold=0.7)
     assert (decision.kept, decision.reason) == (kept, reason)
 
 
 @pytest.mark.parametrize(("threshold", "kept"), [(0.5, True), (0.535, True), (0.536, False), (0.7, False)])
 def test_iou_threshold_is_strict(threshold, kept):
     # [3, 4] has IoU 225 / 420 = 0.5357 with the near cup.
-    decision = decide(ChainOutput("<reason>r</reason>\n<answer>[3, 4]</answer>"), item_view(CUP),
+    decision = decide(ChainOutput("<reason>r</reason>\n<answer>[3, 4]</answer>"), as_item(CUP),
                       iou_threshold=threshold)
     assert decision.kept is kept
     assert decision.iou == pytest.approx(225 / 420)
 
 
 def test_non_strict_keeps_content_failures_but_not_format_or_runtime():
-    view = item_view(CUP)
+    view = as_item(CUP)
     assert decide(ChainOutput("<reason>r</reason>\n<answer>[3, 3]</answer>"), view, iou_threshold=0.7,
                   strict=False).kept
     runtime = ChainOutput(CUP["teacher"], runtime_failures=[Failure("backend_error", "down")])

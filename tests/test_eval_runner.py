@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from fastreasonseg.cli.main import main
+from fastreasonseg.data.items import as_item
 from fastreasonseg.data.synth import SynthConfig, synthesize
-from fastreasonseg.distill.items import item_view
 from fastreasonseg.errors import FrsError
 from fastreasonseg.eval.runner import EvalConfig, iter_samples, predicted_frames, run_eval, summarize
 from fastreasonseg.metrics import MetricAccumulator
@@ -188,7 +188,7 @@ def test_chance_row_is_a_seeded_uniform_pick(synth_items, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "c1" / "samples.jsonl").read_text().splitlines()]
     items = {it["id"]: it for it in _items(synth_items)}
     for record in records:
-        twin = item_view(items[record["id"]]).twin
+        twin = as_item(items[record["id"]]).twin
         assert len(record["answer_ids"]) == 1 and record["answer_ids"][0] in twin.track_ids
         assert record["format_ok"] and not record["parse_failed"]
     assert first["overall"] == again["overall"] and first["parse_failures"] == 0

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from fastreasonseg.cli.main import main
@@ -23,16 +22,7 @@ from fastreasonseg.perception.config import PerceptionConfig
 from fastreasonseg.perception.testing import save_tiny_models
 from fastreasonseg.twin import DigitalTwin, Frame, Source, make_object
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models do microseconds of work per op; on a busy machine OpenMP hand-offs between
-    threads cost far more than that (measured: 20x more CPU), so these tests run single-threaded."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: tiny models, one thread
 
 
 def save_image(path, height=24, width=32, seed=0):

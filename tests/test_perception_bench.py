@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from fastreasonseg.perception.bench import COMPONENTS, format_table, perception_benchmark
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models do microseconds of work per op; on a busy machine OpenMP hand-offs between
-    threads cost far more than that (measured: 20x more CPU), so these tests run single-threaded."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: tiny models, one thread
 
 
 def test_benchmark_reports_time_and_memory_for_every_component():

@@ -28,15 +28,7 @@ from fastreasonseg.twin.masks import mask_box
 HEIGHT, WIDTH, FRAMES = 64, 96, 12
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models do microseconds of work per op; on a busy machine OpenMP hand-offs between
-    threads cost far more than that (measured: 20x more CPU), so these tests run single-threaded."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: tiny models, one thread
 
 
 def scene(t: int) -> dict[str, tuple[int, int, int, int]]:

@@ -9,8 +9,8 @@ import pytest
 
 from fastreasonseg.cli.main import main
 from fastreasonseg.data.synth import SynthConfig, generate_item
+from fastreasonseg.eval.reasoning_bench import ReasoningBenchConfig, Sequential, bench_reasoning
 from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, ReasonerBackend
-from fastreasonseg.reasoning.bench import ReasoningBenchConfig, Sequential, bench_reasoning
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,9 @@ def test_batching_backends_also_report_the_batched_time(items_file: Path) -> Non
 
 
 def test_cli_writes_the_report(items_file: Path, tmp_path: Path, monkeypatch) -> None:
-    import fastreasonseg.reasoning.bench as bench
+    import fastreasonseg.reasoning.factory as factory
 
-    monkeypatch.setattr(bench, "load_reasoner", lambda config: Oracle())
+    monkeypatch.setattr(factory, "load_reasoner", lambda config: Oracle())
     assert main(["bench", "reasoning", "--items", str(items_file), "--n", "2", "--reuse-scenes", "1",
                  "--queries-per-scene", "2", "--out", str(tmp_path), "--quiet"]) == 0
     report = json.loads((tmp_path / "reasoning_bench.json").read_text())
@@ -92,7 +92,7 @@ def test_cli_writes_the_report(items_file: Path, tmp_path: Path, monkeypatch) ->
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--n", "0"], "n must be >= 1"),
-    (["--items", "/nonexistent.jsonl"], "cannot read"),
+    (["--items", "/nonexistent.jsonl"], "does not exist"),
 ])
 def test_cli_errors(items_file: Path, tmp_path: Path, capsys, monkeypatch, args, message) -> None:
     monkeypatch.setenv("COLUMNS", "300")

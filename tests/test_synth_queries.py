@@ -15,6 +15,7 @@ from fastreasonseg.data.queries import BUILDERS, generate_query
 from fastreasonseg.data.scenes import SceneConfig, generate_scene
 from fastreasonseg.data.synth import SynthConfig, generate_item
 from fastreasonseg.data.teacher import rollout_token_stats, teach
+from fastreasonseg.eval.scoring import target_from_item
 from fastreasonseg.reasoning.protocol import parse_rollout
 from fastreasonseg.twin.tools import run_plan
 
@@ -69,7 +70,7 @@ def test_teacher_answer_equals_ground_truth_without_noise(items: list[SynthItem]
     for item in clean:
         assert parse_rollout(item.teacher, item.twin).answer_ids == item.answer_ids
         assert item.meta["teacher_iou"] == 1.0
-        assert item.score(item.answer_ids) == pytest.approx(1.0)
+        assert target_from_item(item).score(item.answer_ids).iou == pytest.approx(1.0)
 
 
 def test_noisy_items_keep_the_clean_truth(items: list[SynthItem]) -> None:
@@ -82,7 +83,8 @@ def test_noisy_items_keep_the_clean_truth(items: list[SynthItem]) -> None:
             expected = item.clean_twin.union_mask(item.answer_ids, entry["frame"])
             assert np.array_equal(item.gt_mask(entry["frame"]), expected)
         # teacher_iou is the mask score of the teacher's answer on the noisy twin
-        assert item.meta["teacher_iou"] == pytest.approx(item.score(item.meta["teacher_answer_ids"]), abs=1e-3)
+        assert item.meta["teacher_iou"] == pytest.approx(target_from_item(item).score(item.meta["teacher_answer_ids"]).iou,
+                                                             abs=1e-3)
 
 
 def test_generation_is_deterministic() -> None:

@@ -7,7 +7,9 @@ import pytest
 
 from fastreasonseg.data.knowledge import (
     COLOR_RGB,
+    SCENE_SURFACES,
     SCENE_TYPES,
+    SURFACE_TOP_M,
     KnowledgeError,
     load_knowledge,
     parse_categories,
@@ -79,6 +81,15 @@ def test_similar_categories_share_group_or_synonym() -> None:
     # unique synonyms never name another category
     for syn in KB.unique_synonyms("couch"):
         assert KB.by_synonym[syn] == ("couch",)
+
+
+def test_one_set_of_supporting_surfaces() -> None:
+    """The surface-tagged categories are the ones scenes put things on and the query generator never calls odd."""
+    surfaces = set(KB.with_tag("surface"))
+    assert surfaces == set(SURFACE_TOP_M) == {s for options in SCENE_SURFACES.values() for s in options}
+    assert set(SCENE_SURFACES) == set(SCENE_TYPES)
+    for scene_type, options in SCENE_SURFACES.items():
+        assert all(scene_type in KB[s].places for s in options), scene_type
 
 
 # --------------------------------------------------------------------------- silhouettes

@@ -380,15 +380,15 @@ def test_run_plan_never_raises(plan: Any) -> None:
 
 
 def test_registry_names_are_the_contract() -> None:
-    assert list(TOOLS) == ["attributes", "relation", "depth_order", "extreme", "filter_label", "count", "nearest_to",
-                           "track_info", "motion", "present_at", "event_order", "compare_position"]
+    assert list(TOOLS) == ["attributes", "relation", "depth_order", "extreme", "filter_label", "count", "knowledge",
+                           "nearest_to", "track_info", "motion", "present_at", "event_order", "compare_position"]
     for name, spec in TOOLS.items():
         assert spec.name == name and spec.description and spec.returns
         for arg in spec.args.values():
             assert arg.type in {"id", "ids", "int", "num", "str"}
     with pytest.raises(dataclasses.FrozenInstanceError):
         TOOLS["count"].name = "x"  # type: ignore[misc]
-    assert tool_names(False) == list(TOOLS)[:7]
+    assert tool_names(False) == list(TOOLS)[:8]
 
 
 def test_contracts_text() -> None:
@@ -416,7 +416,7 @@ def test_singular(word: str, expected: str) -> None:
 
 @pytest.mark.parametrize("text, expected", [
     ("The Cups", "cup"), ("sofa", "couch"), ("dining_table", "dining table"), ("small sofas", "small couch"),
-    ("cell phones", "cell phone"), ("a mobile phone", "cell phone"), ("  TV ", "television"),
+    ("cell phones", "cell phone"), ("a mobile phone", "cell phone"), ("  TV ", "tv"), ("television", "tv"),
 ])
 def test_normalize_label(text: str, expected: str) -> None:
     assert normalize_label(text) == expected

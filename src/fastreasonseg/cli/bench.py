@@ -1,6 +1,6 @@
 """``frs bench <kind>``: efficiency benchmarks, one subcommand per kind.
 
-Kinds so far: ``reasoning`` (:mod:`fastreasonseg.reasoning.bench`). Add a kind by adding a
+Kinds so far: ``reasoning`` (:mod:`fastreasonseg.eval.reasoning_bench`). Add a kind by adding a
 command to ``bench_app`` that parses its options and calls its module's importable
 function; benchmarks are commands, never timed tests.
 """
@@ -39,7 +39,7 @@ def reasoning_command(
     from rich.table import Table
 
     from fastreasonseg.errors import FrsError
-    from fastreasonseg.reasoning.bench import ReasoningBenchConfig, bench_reasoning, write_report
+    from fastreasonseg.eval.reasoning_bench import ReasoningBenchConfig, bench_reasoning, write_report
     from fastreasonseg.reasoning.engine import RolloutConfig
     from fastreasonseg.reasoning.loader import ReasonerConfig
 
@@ -48,8 +48,7 @@ def reasoning_command(
         config = ReasoningBenchConfig(
             items=str(items), n=n, reuse_scenes=reuse_scenes, queries_per_scene=queries_per_scene,
             reasoner=ReasonerConfig(spec=reasoner, adapter=adapter, backend=backend, dtype=dtype, threads=threads),
-            rollout=RolloutConfig(max_new_tokens=max_new_tokens, max_new_tokens_per_turn=min(256, max_new_tokens),
-                                  constrained=not unconstrained))
+            rollout=RolloutConfig(max_new_tokens=max_new_tokens, constrained=not unconstrained))
         report = bench_reasoning(config, log=None if quiet else (lambda line: console.print(escape(line))))
     except ValueError as exc:  # bad options, unreadable or malformed items (ItemError is a ValueError)
         raise FrsError(str(exc)) from None

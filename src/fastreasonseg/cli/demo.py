@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from fastreasonseg.errors import FrsError
+from fastreasonseg.reasoning.engine import DEFAULT_TWIN_TOKENS
 
 
 def demo(
@@ -22,7 +23,7 @@ def demo(
     per_category: Annotated[int, typer.Option(help="queries per reasoning category")] = 2,
     seed: Annotated[int, typer.Option(help="scene and query seed")] = 0,
     threads: Annotated[int | None, typer.Option(help="decode threads (default: the backend's)")] = None,
-    twin_max_tokens: Annotated[int, typer.Option(help="token budget of the twin text")] = 500,
+    twin_max_tokens: Annotated[int, typer.Option(help="token budget of the twin text")] = DEFAULT_TWIN_TOKENS,
     max_new_tokens: Annotated[int, typer.Option(help="generated-token budget per query")] = 320,
 ) -> None:
     """Run the offline demo: synthetic image and video scenes, a few queries per category, overlays and report.md."""

@@ -53,8 +53,8 @@ def teacher_command(
     """Run a teacher over training items and keep the chains whose answer is right (resumable)."""
     import json
 
+    from fastreasonseg.data.items import ItemError
     from fastreasonseg.distill.config import TeacherConfig
-    from fastreasonseg.distill.items import ItemError
     from fastreasonseg.distill.teacher import run_teacher
     from fastreasonseg.errors import FrsError
 
@@ -85,8 +85,8 @@ def sft_command(
     overrides: SetOpt = None,
 ) -> int:
     """LoRA SFT of the student on kept teacher chains (no loss on <results>); resumes from checkpoints."""
+    from fastreasonseg.data.items import ItemError
     from fastreasonseg.distill.config import SFTRunConfig
-    from fastreasonseg.distill.items import ItemError
     from fastreasonseg.distill.sft import run_sft
     from fastreasonseg.errors import FrsError
 
@@ -118,9 +118,9 @@ def rl_command(
     overrides: SetOpt = None,
 ) -> int:
     """GRPO with multi-turn tool rollouts and joint rewards; resumes from checkpoints."""
+    from fastreasonseg.data.items import ItemError
     from fastreasonseg.distill.config import RLRunConfig
     from fastreasonseg.distill.grpo import run_rl
-    from fastreasonseg.distill.items import ItemError
     from fastreasonseg.errors import FrsError
 
     config = _load(RLRunConfig, config_file, {"items": items, "out": out, "adapter": adapter, "model": model,

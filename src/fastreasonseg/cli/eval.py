@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from fastreasonseg.errors import FrsError
+from fastreasonseg.reasoning.engine import DEFAULT_TWIN_TOKENS
 
 
 def eval_command(
@@ -26,7 +27,7 @@ def eval_command(
     perception: Annotated[str, typer.Option(help="annotations (oracle twins) or models")] = "annotations",
     out: Annotated[Path, typer.Option(help="output folder; rerun with the same folder to resume")] = Path("eval_out"),
     limit: Annotated[int | None, typer.Option(help="evaluate the first N samples only")] = None,
-    twin_max_tokens: Annotated[int, typer.Option(help="token budget of the twin text")] = 1200,
+    twin_max_tokens: Annotated[int, typer.Option(help="token budget of the twin text")] = DEFAULT_TWIN_TOKENS,
     max_new_tokens: Annotated[int, typer.Option(help="generated-token budget per query")] = 640,
     max_tool_rounds: Annotated[int, typer.Option(help="tool rounds per query (0 = no tools: the static-twin "
                                                       "ablation)")] = 3,

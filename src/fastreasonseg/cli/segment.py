@@ -8,7 +8,7 @@ Examples::
     frs segment scene.json -q "the red car" --reasoner openai:Qwen/Qwen3-8B@http://localhost:8000/v1
 
 Images and videos go through perception (:func:`fastreasonseg.perception.build_twin`).
-The work is done by :func:`fastreasonseg.reasoning.segment.segment_file`; this module only
+The work is done by :func:`fastreasonseg.pipeline.segment.segment_file`; this module only
 parses arguments and prints a summary.
 """
 
@@ -45,9 +45,10 @@ def segment_command(
     from rich.markup import escape
 
     from fastreasonseg.errors import FrsError
+    from fastreasonseg.pipeline.inputs import read_queries
+    from fastreasonseg.pipeline.segment import segment_file
     from fastreasonseg.reasoning.engine import RolloutConfig
     from fastreasonseg.reasoning.loader import ReasonerConfig
-    from fastreasonseg.reasoning.segment import read_queries, segment_file
 
     queries = list(query or [])
     if queries_file is not None:
@@ -57,7 +58,7 @@ def segment_command(
     try:
         reasoner_config = ReasonerConfig(spec=reasoner, adapter=adapter, backend=backend, dtype=dtype, threads=threads)
         rollout_config = RolloutConfig(max_tool_rounds=max_tool_rounds, max_new_tokens=max_new_tokens,
-                                       max_new_tokens_per_turn=min(256, max_new_tokens), constrained=not unconstrained)
+                                       constrained=not unconstrained)
     except ValueError as exc:
         raise FrsError(str(exc)) from None
     console = Console(highlight=False)
@@ -71,6 +72,8 @@ def segment_command(
                       f"({rollout.new_tokens} tokens, {rollout.seconds:.2f} s)")
         if rollout.failures:
             console.print("  problems: " + escape(", ".join(sorted({f.code for f in rollout.failures}))))
+        for note in rollout.notes:
+            console.print("  note: " + escape(note))
     console.print(f"wrote {report.paths.result}" + "".join(f", {p}" for p in report.paths.overlays))
     backend_errors = [f for r in report.results for f in r.rollout.failures if f.code == "backend_error"]
     if len(backend_errors) == len(report.results):  # the reasoner never answered: say why, fail the command

@@ -82,16 +82,14 @@ def show_command(
                       ", ".join(f"{v:.0f}" for v in first.box), f"{first.area:.0f}", depth)
     console.print(table)
     if render is not None:
-        import numpy as np
-        from PIL import Image, UnidentifiedImageError
-
+        from fastreasonseg.perception.media import MediaError, read_image
         from fastreasonseg.twin.render import render_frame, save_png
 
         background = None
         if image is not None:
             try:
-                background = np.asarray(Image.open(image).convert("RGB"))
-            except (OSError, UnidentifiedImageError) as exc:
+                background = read_image(image)
+            except MediaError as exc:
                 raise FrsError(f"cannot read image {image}: {exc}") from None
         try:
             picture = render_frame(twin, frame, image=background)

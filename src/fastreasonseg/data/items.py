@@ -1,4 +1,12 @@
-"""Synthetic data items: the JSONL schema, a typed loader and a Hugging Face ``datasets`` loader.
+"""Items: the synthetic JSONL schema (:class:`SynthItem`), and :class:`Item`, the one view every stage consumes.
+
+:class:`SynthItem` is the on-disk record of the synthetic world (validated on load).
+:class:`Item` is what training, rewards, the teacher filter and evaluation read: the twin
+the model sees, the query, the answer ids and the ground truth. :func:`as_item` converts at
+the boundary — a :class:`SynthItem`, its JSONL dict, a row of :func:`load_dataset` (nested
+fields as JSON text) or a row of the GRPO dataset (``twin_json``, ``gt_masks_json``) —
+so no other code inspects containers. Benchmark samples (``data/benchmarks``) are scored
+through the same :mod:`fastreasonseg.eval.scoring` path with their own lazily decoded masks.
 
 One JSON object per line::
 
@@ -21,8 +29,8 @@ noise is on, the twin the model sees may have lost, duplicated or relabelled obj
 an answer must be scored by masks, not ids: ``meta["gt_masks"]`` holds, for every frame
 where the answer is visible, the union of the answer objects' clean masks as COCO RLE
 (``[{"frame": index, "mask": rle}, ...]``; frames not listed have an empty ground truth).
-Score a predicted id list by taking the union of those ids' masks in ``twin`` per frame
-and comparing with :meth:`SynthItem.gt_mask` (``fastreasonseg.metrics.j_score``).
+Score a predicted id list with :func:`fastreasonseg.eval.scoring.target_from_item` (the one
+scorer: the union of those ids' masks in ``twin`` per frame against these masks).
 ``meta["clean_twin"]`` keeps the noise-free twin so the program can be re-run.
 ``meta["teacher_iou"]`` is that score for the teacher's own answer (1.0 without noise):
 the distillation stage keeps chains above a threshold, as the paper does (IoU > 0.7).
@@ -31,6 +39,7 @@ the distillation stage keeps chains above a threshold, as the paper does (IoU > 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -157,17 +166,6 @@ class SynthItem:
         """Union of ``object_ids``' masks in the twin the model sees (ids absent there add nothing)."""
         return self.twin.union_mask(object_ids, frame_index)
 
-    def score(self, object_ids: list[int]) -> float:
-        """Mean J (region IoU) over the frames of a predicted id list against the ground truth.
-
-        Frames where both prediction and ground truth are empty count as 1 (DAVIS convention).
-        Delegates to :func:`fastreasonseg.eval.scoring.target_from_item`, the one scorer that
-        RL rewards, the teacher filter and evaluation share.
-        """
-        from fastreasonseg.eval.scoring import target_from_item
-
-        return target_from_item(self).score(object_ids).iou
-
 
 def iter_item_dicts(path: str | Path):
     """Yield ``(line_number, dict)`` for every line of a JSONL file (ItemError on bad JSON)."""
@@ -184,11 +182,16 @@ def iter_item_dicts(path: str | Path):
                 yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ItemError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            except RecursionError:
+                raise ItemError(f"{path}:{number}: JSON nested too deeply") from None
 
 
-def load_items(path: str | Path) -> list[SynthItem]:
-    """Read and validate a synthetic JSONL file into :class:`SynthItem` objects."""
-    return [SynthItem.from_dict(data, where=f"{path}:{number}") for number, data in iter_item_dicts(path)]
+def load_items(path: str | Path, split: str | None = None) -> list[SynthItem]:
+    """Read and validate a synthetic JSONL file into :class:`SynthItem` objects (optionally one split only)."""
+    if not Path(path).exists():
+        raise ItemError(f"items file {path} does not exist; create it with `frs data synth`")
+    items = [SynthItem.from_dict(data, where=f"{path}:{number}") for number, data in iter_item_dicts(path)]
+    return [item for item in items if split is None or item.split == split]
 
 
 DATASET_COLUMNS: tuple[str, ...] = ("id", "split", "scene_id", "query", "is_sentence", "category", "level",
@@ -231,3 +234,125 @@ def item_from_row(row: dict[str, Any]) -> SynthItem:
     data["answer_ids"] = [int(i) for i in data["answer_ids"]]
     data["level"] = int(data["level"])
     return SynthItem.from_dict(data, where=f"row {row.get('id')}")
+
+
+# --------------------------------------------------------------------------- the one view
+
+
+_TWIN_CACHE: OrderedDict[str, DigitalTwin] = OrderedDict()
+_TWIN_CACHE_SIZE = 256
+
+
+@dataclass
+class Item:
+    """What every stage reads of an item. ``gt_masks``: frame index -> COCO RLE of the ground truth
+    (None when the item has none: then the union of ``answer_ids`` in ``gt_twin``, or in ``twin``).
+    ``keys`` are the groups the item is reported under (category, level, holdout)."""
+
+    id: str
+    query: str
+    twin: DigitalTwin
+    answer_ids: list[int]
+    gt_twin: DigitalTwin | None = None
+    gt_masks: dict[int, dict] | None = None
+    teacher: str | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    split: str | None = None
+    is_sentence: bool | None = None
+
+
+def parse_twin(value: Any, where: str = "twin") -> DigitalTwin:
+    """A validated twin from a DigitalTwin, a twin dict or its JSON text (parsed text is cached)."""
+    if isinstance(value, DigitalTwin):
+        return value
+    if isinstance(value, dict):
+        text = json.dumps(value, sort_keys=True)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise ItemError(f"{where} must be a twin dict or its JSON text, got {type(value).__name__}")
+    cached = _TWIN_CACHE.get(text)
+    if cached is not None:
+        _TWIN_CACHE.move_to_end(text)
+        return cached
+    try:
+        twin = DigitalTwin.from_json(text)
+    except TwinValidationError as exc:
+        raise ItemError(f"{where}: {exc}") from None
+    _TWIN_CACHE[text] = twin
+    if len(_TWIN_CACHE) > _TWIN_CACHE_SIZE:
+        _TWIN_CACHE.popitem(last=False)
+    return twin
+
+
+def _json_field(value: Any, where: str) -> Any:
+    """Dataset rows carry nested fields as JSON text; JSONL dicts carry them parsed."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value else None
+        except json.JSONDecodeError:
+            raise ItemError(f"{where} is not valid JSON") from None
+    return value
+
+
+def _gt_masks(value: Any, item_id: str) -> dict[int, dict] | None:
+    value = _json_field(value, f"item {item_id}: gt_masks")
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ItemError(f"item {item_id}: gt_masks must be a list of {{frame, mask}}")
+    out = {}
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("frame"), int) or not isinstance(entry.get("mask"), dict):
+            raise ItemError(f"item {item_id}: gt_masks entries must be {{\"frame\": int, \"mask\": RLE}}")
+        out[entry["frame"]] = entry["mask"]
+    return out
+
+
+def _keys(category: Any, level: Any, holdout: Any, has_holdout: bool) -> dict[str, str]:
+    keys = {}
+    if category:
+        keys["category"] = str(category)
+    if level not in (None, ""):
+        keys["level"] = f"L{level}" if isinstance(level, int) or str(level).isdigit() else str(level)
+    if has_holdout:
+        keys["holdout"] = str(holdout or "none")
+    return keys
+
+
+def _item_from_record(record: dict[str, Any], twin_value: Any = None) -> Item:
+    """A JSONL dict, a :func:`load_dataset` row or a GRPO row (``twin_json``, ``gt_masks_json``, ``gt_twin_json``)."""
+    item_id = str(record.get("id", ""))
+    twin_value = twin_value or record.get("twin_json") or record.get("twin")
+    if twin_value is None:
+        raise ItemError(f"item {item_id or '?'} has no 'twin' (or 'twin_json') field")
+    twin = parse_twin(twin_value, f"item {item_id}: twin")
+    meta = _json_field(record.get("meta"), f"item {item_id or '?'}: meta") or {}
+    if not isinstance(meta, dict):
+        raise ItemError(f"item {item_id or '?'}: meta must be a JSON object")
+    gt_masks = _gt_masks(record.get("gt_masks_json") or meta.get("gt_masks"), item_id)
+    gt_value = record.get("gt_twin_json") or record.get("gt_twin") or meta.get("clean_twin")
+    gt_twin = parse_twin(gt_value, f"item {item_id}: clean twin") if gt_value and gt_masks is None else None
+    query = record.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise ItemError(f"item {item_id or '?'} has no query text")
+    answer = _json_field(record.get("answer_ids"), f"item {item_id}: answer_ids")
+    if not isinstance(answer, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in answer):
+        raise ItemError(f"item {item_id or '?'}: answer_ids must be a list of integer ids, got {answer!r}")
+    is_sentence = record.get("is_sentence")
+    return Item(id=item_id, query=query, twin=twin, answer_ids=[int(i) for i in answer], gt_twin=gt_twin,
+                gt_masks=gt_masks, teacher=record.get("teacher"),
+                keys=_keys(record.get("category"), record.get("level"), record.get("holdout"),
+                           "holdout" in record and record.get("holdout") != ""),
+                split=record.get("split"), is_sentence=is_sentence if isinstance(is_sentence, bool) else None)
+
+
+def as_item(value: Item | SynthItem | dict[str, Any]) -> Item:
+    """The one converter: a :class:`SynthItem`, a JSONL dict, a dataset row or a GRPO row -> :class:`Item`."""
+    if isinstance(value, Item):
+        return value
+    if isinstance(value, SynthItem):
+        return _item_from_record(value.to_dict(), twin_value=value.twin)
+    if isinstance(value, dict):
+        return _item_from_record(value)
+    raise ItemError(f"cannot read an item from a {type(value).__name__}; expected a SynthItem or a JSON object")

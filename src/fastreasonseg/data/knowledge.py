@@ -1,4 +1,4 @@
-"""The knowledge base: what a person knows about each object category, loaded from ``knowledge/categories.yaml``.
+"""The knowledge base: what a person knows about each object category, loaded from ``categories.yaml``.
 
 375 categories named after COCO, LVIS and a few COCO-Stuff / Objects365 labels (the YAML
 header lists the sources), each with its uses ("cut bread"), facts ("gives milk"),
@@ -11,6 +11,11 @@ Departure from the paper: the paper's teacher is an LLM that brings its own worl
 knowledge; offline we need that knowledge written down, so it is a hand-curated file
 rather than anything learnt. The file is validated on load and every problem is
 reported with the category it belongs to.
+
+The file lives in the twin layer (``fastreasonseg/twin/knowledge/categories.yaml``) because
+the DT tools' label matching takes its words from it too (:mod:`fastreasonseg.twin.lexicon`
+reads the word fields: name, plural, synonyms, group, kind_of, kinds; this module adds the
+rest), so the generator and the tools agree on what every word names.
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KNOWLEDGE_FILE = Path(__file__).with_name("knowledge") / "categories.yaml"
+from fastreasonseg.twin.lexicon import (
+    KNOWLEDGE_FILE,
+    WORD_FIELDS,
+    LexiconError,
+    parse_words,
+    read_knowledge_file,
+    regular_plural,
+)
 
 # sRGB values used to paint synthetic objects and to name colours in queries.
 COLOR_RGB: dict[str, tuple[int, int, int]] = {
@@ -42,6 +54,19 @@ SCENE_TYPES: tuple[str, ...] = (
     "street", "park", "beach", "farm", "sports_field",
 )
 SUPPORTS: tuple[str, ...] = ("floor", "table", "wall", "sky", "water", "ceiling")
+# The supporting surfaces (categories tagged "surface": things with support "table" stand on
+# them) each scene type may have, and the height of each one's top in metres (the size in
+# the file is the silhouette, not the top). The tests check these name exactly the
+# surface-tagged categories.
+SCENE_SURFACES: dict[str, tuple[str, ...]] = {
+    "kitchen": ("counter", "dining table"), "dining_room": ("dining table",), "living_room": ("coffee table",),
+    "bedroom": ("nightstand", "desk", "dresser"), "bathroom": ("counter",), "office": ("desk",),
+    "classroom": ("desk",), "workshop": ("workbench",), "street": ("bench",), "park": ("picnic table", "bench"),
+    "beach": ("picnic table",), "farm": (), "sports_field": ("bench",),
+}
+SURFACE_TOP_M: dict[str, float] = {"bench": 0.45, "dining table": 0.76, "coffee table": 0.45, "desk": 0.75,
+                                   "counter": 0.9, "workbench": 0.9, "nightstand": 0.6, "picnic table": 0.75,
+                                   "dresser": 0.9}
 TAGS: frozenset[str] = frozenset({
     "sharp", "edible", "hot", "cold", "soft", "electronic", "alive", "wheeled", "container", "wearable", "fragile",
     "heavy", "surface", "light_source", "readable", "large", "toy", "round", "fruit", "vegetable", "flying",
@@ -52,7 +77,7 @@ DEFAULT_SHAPE: dict[str, str] = {"person": "person", "animal": "quadruped", "veh
 SOURCES: frozenset[str] = frozenset({"coco", "lvis", "coco-stuff", "objects365"})
 
 
-class KnowledgeError(ValueError):
+class KnowledgeError(LexiconError):
     """The knowledge file is malformed; the message lists each problem with its category."""
 
 
@@ -75,6 +100,9 @@ class Category:
     source: str
     synonyms: tuple[str, ...] = ()
     plural: str = ""
+    # Broader words it is a kind of ("mug": cup) and narrower words for its kinds ("person": man).
+    kind_of: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.plural:
@@ -92,27 +120,17 @@ class Category:
         return tag in self.tags
 
 
-def regular_plural(noun: str) -> str:
-    """English plural of the last word of ``noun`` by the regular rules (irregulars live in the YAML)."""
-    head, _, last = noun.rpartition(" ")
-    if last.endswith(("s", "x", "ch", "sh", "z")):
-        last += "es"
-    elif last.endswith("y") and len(last) > 1 and last[-2] not in "aeiou":
-        last = last[:-1] + "ies"
-    else:
-        last += "s"
-    return f"{head} {last}" if head else last
-
-
 @dataclass(frozen=True)
 class KnowledgeBase:
-    """All categories plus indexes by scene type, group and synonym."""
+    """All categories plus indexes by scene type, group, synonym and broader word."""
 
     categories: dict[str, Category]
     by_place: dict[str, tuple[str, ...]] = field(default_factory=dict)
     by_group: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Synonym -> the categories it may name; a synonym naming one category is unambiguous.
     by_synonym: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Broader word ("ball", "car") -> the categories that are a kind of it.
+    by_kind: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.categories)
@@ -146,9 +164,11 @@ class KnowledgeBase:
         return [n for n in pool if self.categories[n].group == group]
 
     def similar(self, name: str) -> list[str]:
-        """Categories a detector could confuse with ``name``: same group and drawing shape, or a shared synonym."""
+        """Categories a detector could confuse with ``name``: same group and drawing shape, a shared synonym,
+        or a shared broader word (basketball and volleyball are both balls)."""
         cat = self[name]
         out = {n for s in cat.synonyms for n in self.by_synonym.get(s, ()) if n != name}
+        out.update(n for k in cat.kind_of for n in self.by_kind.get(k, ()) if n != name)
         out.update(n for n in self.by_group.get(cat.group, ()) if n != name and self.categories[n].shape == cat.shape)
         return sorted(out)
 
@@ -173,24 +193,19 @@ def parse_categories(raw: Any) -> KnowledgeBase:
     if not isinstance(raw, list):
         raise KnowledgeError(f"knowledge base: expected a list of categories, got {type(raw).__name__}")
     categories: dict[str, Category] = {}
-    known = {"name", "plural", "synonyms", "group", "uses", "facts", "colors", "materials", "size", "places",
-             "support", "shape", "tags", "moves", "source"}
+    known = WORD_FIELDS | {"uses", "facts", "colors", "materials", "size", "places", "support", "shape", "tags",
+                           "moves", "source"}
     for i, entry in enumerate(raw):
-        where = f"categories[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            errors.append(f"{where}: expected a mapping with a string 'name'")
+        words = parse_words(entry, f"categories[{i}]", errors)
+        if words is None:
             continue
-        name = entry["name"].strip()
+        name, group = words.name, words.group
         where = f"category {name!r}"
         unknown = set(entry) - known
         if unknown:
             errors.append(f"{where}: unknown fields {sorted(unknown)}")
         if name in categories:
             errors.append(f"{where}: defined twice")
-        group = entry.get("group")
-        if not isinstance(group, str) or not group:
-            errors.append(f"{where}.group: expected a string")
-            continue
         uses = _as_strings(entry.get("uses"), f"{where}.uses", errors)
         facts = _as_strings(entry.get("facts"), f"{where}.facts", errors)
         if not uses and not facts:
@@ -217,16 +232,12 @@ def parse_categories(raw: Any) -> KnowledgeBase:
         if not isinstance(moves, bool):
             errors.append(f"{where}.moves: expected true or false, got {moves!r}")
         shape = entry.get("shape", DEFAULT_SHAPE.get(group, "box"))
-        plural = entry.get("plural", "")
-        if not isinstance(plural, str):
-            errors.append(f"{where}.plural: expected a string")
-            plural = ""
         categories[name] = Category(
             name=name, group=group, uses=uses, facts=facts, colors=colors,
             materials=_as_strings(entry.get("materials"), f"{where}.materials", errors),
             size_m=(float(size[0]), float(size[1])), places=places, support=support, shape=str(shape),
             tags=frozenset(tags), moves=bool(moves), source=str(source),
-            synonyms=_as_strings(entry.get("synonyms"), f"{where}.synonyms", errors), plural=plural)
+            synonyms=words.synonyms, plural=words.plural, kind_of=words.kind_of, kinds=words.kinds)
     if errors:
         shown = "\n  ".join(errors[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
@@ -234,15 +245,19 @@ def parse_categories(raw: Any) -> KnowledgeBase:
     by_place: dict[str, list[str]] = {p: [] for p in SCENE_TYPES}
     by_group: dict[str, list[str]] = {}
     by_synonym: dict[str, list[str]] = {}
+    by_kind: dict[str, list[str]] = {}
     for cat in categories.values():
         for place in cat.places:
             by_place[place].append(cat.name)
         by_group.setdefault(cat.group, []).append(cat.name)
         for syn in cat.synonyms:
             by_synonym.setdefault(syn, []).append(cat.name)
+        for word in cat.kind_of:
+            by_kind.setdefault(word, []).append(cat.name)
     return KnowledgeBase(categories=categories, by_place={k: tuple(v) for k, v in by_place.items()},
                          by_group={k: tuple(v) for k, v in by_group.items()},
-                         by_synonym={k: tuple(v) for k, v in by_synonym.items()})
+                         by_synonym={k: tuple(v) for k, v in by_synonym.items()},
+                         by_kind={k: tuple(v) for k, v in by_kind.items()})
 
 
 def load_knowledge(path: str | Path | None = None) -> KnowledgeBase:
@@ -258,12 +273,8 @@ def _default_knowledge() -> KnowledgeBase:
 
 
 def _load(path: Path) -> KnowledgeBase:
-    import yaml
-
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise KnowledgeError(f"cannot read knowledge file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise KnowledgeError(f"knowledge file {path} is not valid YAML: {exc}") from None
+        raw = read_knowledge_file(path)
+    except LexiconError as exc:
+        raise KnowledgeError(str(exc)) from None
     return parse_categories(raw)

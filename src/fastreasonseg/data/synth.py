@@ -52,6 +52,7 @@ from fastreasonseg.data.noise import add_noise
 from fastreasonseg.data.queries import BUILDERS, CATEGORIES, LEVELS, Query, generate_query
 from fastreasonseg.data.scenes import Scene, SceneConfig, generate_scene
 from fastreasonseg.data.teacher import teach
+from fastreasonseg.io import atomic_write_json
 from fastreasonseg.twin.core import DigitalTwin
 
 GENERATOR_VERSION = 1
@@ -327,12 +328,6 @@ def _existing_ids(path: Path) -> set[str]:
     return ids
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
-
-
 class ConfigMismatch(ValueError):
     """The output directory holds a split generated with different settings."""
 
@@ -366,7 +361,7 @@ def synthesize(config: SynthConfig, out_dir: str | Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     jsonl = out_dir / f"{config.split}.jsonl"
     config_path = out_dir / f"{config.split}.config.json"
-    _write_json_atomic(config_path, config.to_dict())
+    atomic_write_json(config_path, config.to_dict(), indent=2, sort_keys=True)
     done = _existing_ids(jsonl)
     todo = [i for i in range(config.n) if item_id(config, i) not in done]
     render_dir = out_dir / "render" / config.split
@@ -389,7 +384,7 @@ def synthesize(config: SynthConfig, out_dir: str | Path,
     stats["generation"] = {"items_written": written, "seconds": round(elapsed, 2),
                            "items_per_second": round(written / elapsed, 2) if elapsed > 0 and written else None,
                            "workers": config.workers}
-    _write_json_atomic(out_dir / f"{config.split}.stats.json", stats)
+    atomic_write_json(out_dir / f"{config.split}.stats.json", stats, indent=2, sort_keys=True)
     return stats
 
 

@@ -63,6 +63,12 @@ NOUN_PHRASES: dict[str, list[str]] = {
     "concept_motion_extreme": ["the moving {concept} {by_after}", "the {concept} in motion that is {by_is}"],
     "concept_fastest": ["the {speed_adj} {concept}"],
 }
+# Intents whose first step is a concept (a use, group or tag) that the knowledge tool can rank.
+KNOWLEDGE_CONCEPT_INTENTS = frozenset({"concept_extreme", "concept_relation", "concept_nearest",
+                                       "concept_motion_extreme", "concept_fastest"})
+KNOWLEDGE_MAX_TARGETS = 4
+KNOWLEDGE_SENTENCES = ["I ask the knowledge tool what fits '{about}'.", "The knowledge tool ranks what fits '{about}'.",
+                       "I look up which objects fit '{about}'."]
 CANDIDATES = ["In the twin: {items}.", "The twin lists {items}.", "Candidates: {items}.", "I see {items}."]
 CONCLUSIONS = ["So the answer is {items}.", "That is {items}.", "Answer: {items}.", "So it is {items}."]
 MEASURE_WORDS = {"area": "sizes", "depth": "depths", "x": "horizontal positions", "y": "heights in the image",
@@ -144,6 +150,16 @@ def _knowledge(query: Query, kb: KnowledgeBase, rng: np.random.Generator) -> lis
     return []
 
 
+def _concept_ids(query: Query, execution: Execution) -> list[int]:
+    """The ids of the query's concept: the answer of a one-step lookup, the first step's output otherwise."""
+    if knowledge_phrase(query) is None:
+        return []
+    if query.intent in ("use", "fact", "group", "tag"):
+        return list(execution.answer)
+    first = execution.steps[0] if execution.steps else None
+    return list(first.output) if first is not None and first.step.op in ("labels", "all") else []
+
+
 def _plan_sentence(trace: Any, query: Query, rng: np.random.Generator) -> str:
     step, args, slots = trace.step, trace.step.args, query.slots
     if step.op == "extreme":
@@ -175,6 +191,52 @@ def _plan_sentence(trace: Any, query: Query, rng: np.random.Generator) -> str:
     return ""
 
 
+def knowledge_phrase(query: Query) -> str | None:
+    """What the knowledge tool is asked for this query: its use, fact, group or tag phrase (None: no such call).
+
+    Of the slot's wordings (a concept's singular and plural, say) the one the request itself
+    uses is taken, so the student learns to pass on the request's own words.
+    """
+    slots, intent = query.slots, query.intent
+    if intent in ("use", "fact"):
+        options = [slots[intent]]
+    elif intent in ("group", "tag"):
+        options = [slots[intent], slots.get(f"{intent}_key", "")]
+    elif intent in KNOWLEDGE_CONCEPT_INTENTS and slots.get("concept_kind") in ("use", "group", "tag"):
+        options = [slots["concept_key"]] if slots["concept_kind"] == "use" else [slots["concepts"], slots["concept"],
+                                                                                  slots["concept_key"]]
+    else:
+        return None
+    options = [str(o).replace("_", " ") for o in options if o]
+    text = query.text.lower()
+    return next((o for o in options if o.lower() in text), options[0] if options else None)
+
+
+def knowledge_round(query: Query, twin: DigitalTwin, targets: list[int]) -> tuple[dict, dict] | None:
+    """The knowledge call and its result when the tool ranks exactly ``targets`` first, else None.
+
+    The chain then teaches "ask the tool, take what it ranks first": a chain whose answer
+    disagreed with the tool would teach the student to overrule it from knowledge a 135M
+    model does not have. Held-out categories are not described in the index (honest split).
+    """
+    from fastreasonseg.twin.tools import run_tool
+
+    phrase = knowledge_phrase(query)
+    if phrase is None or not targets or len(targets) > KNOWLEDGE_MAX_TARGETS:
+        return None
+    call = {"tool": "knowledge", "args": {"about": phrase}}
+    result = run_tool(twin, call)
+    if not result.get("ok"):
+        return None
+    ranked = [entry[0] for entry in result["result"]["ranked"]]
+    if set(ranked[: len(targets)]) != set(targets):
+        return None
+    scores = [entry[1] for entry in result["result"]["ranked"]]
+    if len(scores) > len(targets) and scores[len(targets)] >= scores[len(targets) - 1]:
+        return None  # a tie across the boundary: the ranking does not single the answer out
+    return call, result
+
+
 def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Generator) -> TeacherRollout | None:
     """The teacher's rollout for ``query`` on ``twin`` (the twin the student sees), or None.
 
@@ -186,24 +248,32 @@ def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Gen
     execution = execute(query.program, twin)
     if not execution.ok or not execution.answer:
         return None
+    concept_ids = _concept_ids(query, execution)
+    asked = knowledge_round(query, twin, concept_ids) if concept_ids else None
     key = f"{query.intent}:{query.slots['role']}" if query.intent == "overtake" else query.intent
     noun_phrase = _fmt(_choice(rng, NOUN_PHRASES[key]), query.slots)
     sentences = [f"{_choice(rng, LEADS)} {noun_phrase}."]
-    sentences += _knowledge(query, kb, rng)
+    if asked is None:
+        sentences += _knowledge(query, kb, rng)
+    else:
+        sentences.append(_choice(rng, KNOWLEDGE_SENTENCES).format(about=asked[0]["args"]["about"]))
     reading = [t for t in execution.steps if t.step.op in ("labels", "all")]
     listed: list[int] = []
     for trace in reading:
         listed.extend(i for i in trace.output if i not in listed)
     tool_steps = [t for t in execution.steps if t.calls and t.step.op not in ("labels", "all")]
     set_ops = any(t.step.op in ("union", "intersect", "difference") for t in execution.steps)
-    # Without tools or set operations the listing would only repeat the answer.
-    if listed and (tool_steps or (set_ops and len(listed) <= 8)):
+    # Without tools or set operations the listing would only repeat the answer; after a
+    # knowledge call the candidates are what it ranked first (in the results, not recited).
+    if listed and asked is None and (tool_steps or (set_ops and len(listed) <= 8)):
         sentences.append(_choice(rng, CANDIDATES).format(items=_listing(twin, listed)))
     if tool_steps:
         sentences += [s for t in tool_steps if (s := _plan_sentence(t, query, rng))]
-    else:
+    elif asked is None:
         sentences.append(_choice(rng, CONCLUSIONS).format(items=_listing(twin, execution.answer)))
     rounds = [([call for call, _ in rnd], [result for _, result in rnd]) for rnd in execution.rounds()]
+    if asked is not None:
+        rounds.insert(0, ([asked[0]], [asked[1]]))
     text = build_rollout(" ".join(sentences), rounds, execution.answer)
     return TeacherRollout(text=text, answer_ids=list(execution.answer), rounds=len(rounds), execution=execution)
 
@@ -240,3 +310,31 @@ def load_student_tokenizer() -> Any:
     if not ggufs:
         raise RuntimeError(f"no .gguf file inside {folder}")
     return AutoTokenizer.from_pretrained(str(folder), gguf_file=ggufs[0].name)
+
+
+class ChainReplay:
+    """The programmatic teacher as a reasoner: replays the chain a synthetic item carries.
+
+    The teacher row of a results table (``frs eval --reasoner programmatic``) and the
+    ``programmatic`` kind of ``frs teacher`` both use it. It generates nothing, so a result's
+    ``new_tokens`` is 0 and ``seconds`` is the parse time.
+    """
+
+    name = "programmatic"
+
+    def run_item(self, item: Any) -> Any:
+        """The item's chain as a :class:`~fastreasonseg.reasoning.engine.RolloutResult`."""
+        import time
+
+        from fastreasonseg.data.items import as_item
+        from fastreasonseg.reasoning.engine import RolloutResult
+        from fastreasonseg.reasoning.protocol import parse_rollout
+
+        started = time.perf_counter()
+        view = as_item(item)
+        text = view.teacher or ""
+        parsed = parse_rollout(text, view.twin)
+        known = set(view.twin.track_ids)
+        return RolloutResult(query=view.query, text=text, answer_ids=[i for i in parsed.answer_ids or [] if i in known],
+                             parsed=parsed, failures=list(parsed.failures), stop_reason="replay",
+                             seconds=time.perf_counter() - started)

@@ -28,9 +28,12 @@ judge                  GPT-4o, T 0.3, 512  offline MiniLM judge (no network); LL
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from fastreasonseg.io import atomic_write_text
 
 RESOLVED_NAME = "resolved_config.yaml"
 LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -77,10 +80,10 @@ class RunConfig:
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown settings {unknown}; valid: {sorted(names)}")
         values = dict(data)
+        hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            # YAML gives lists where the dataclass keeps tuples.
-            if f.name in values and isinstance(values[f.name], list) and "tuple" in str(f.type):
-                values[f.name] = tuple(values[f.name])
+            if f.name in values:
+                values[f.name] = _coerce(cls.__name__, f.name, values[f.name], hints.get(f.name))
         return cls(**values)
 
     @classmethod
@@ -120,14 +123,48 @@ class RunConfig:
         """Write the resolved config (plus library versions) atomically into ``folder``."""
         import yaml
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / name
-        tmp = path.with_name(path.name + ".tmp")
         body = {"config_class": type(self).__name__, **self.to_dict(), "versions": library_versions()}
-        tmp.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(Path(folder) / name, yaml.safe_dump(body, sort_keys=False))
+
+
+def _coerce(owner: str, name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the field's declared type, or ValueError naming the key, the value and the type.
+
+    YAML reads ``3e-4`` as a string (it wants ``3.0e-4``) and ``1`` where a float is meant;
+    people write both, in files and in ``--set``. Lists become tuples where the field is a tuple.
+    """
+    args = typing.get_args(hint)
+    allowed = [a for a in args if a is not type(None)] if args and type(None) in args else None
+    if value is None and allowed is not None:
+        return None
+    target = allowed[0] if allowed and len(allowed) == 1 else hint
+    if typing.get_origin(target) is tuple or target is tuple:
+        return tuple(value) if isinstance(value, list) else value
+    if target is float and not isinstance(value, bool):
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{owner}: {name}={value!r} is not a number (expected float)")
+    if target is int and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{owner}: {name}={value!r} is not a whole number (expected int)")
+    if target is bool and not isinstance(value, bool):
+        raise ValueError(f"{owner}: {name}={value!r} is not true or false (expected bool)")
+    if target is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
@@ -256,6 +293,10 @@ class SFTRunConfig(RunConfig):
     max_length: int = 2048
     twin_max_tokens: int | None = 1200
     few_shot: bool = False
+    prompt: str = "v2"  # the student prompt (reasoning/prompt.py); recorded in the adapter folder
+    dev_items: str | None = None  # items JSONL with chains scored for the dev loss at every save (None: none)
+    dev_chains: str | None = None
+    sampling: str = "group_by_length"  # batches of similar length: little padding (or "random")
     logging_steps: int = 5
     save_steps: int = 50
     save_total_limit: int = 2
@@ -275,6 +316,11 @@ class SFTRunConfig(RunConfig):
         _need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         _need(self.max_length >= 64, f"max_length must be >= 64 tokens, got {self.max_length}")
         _need(self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        _need(self.prompt in ("v1", "v2"), f"prompt must be v1 or v2, got {self.prompt!r}")
+        _need(not (self.prompt == "v2" and self.few_shot), "prompt v2 has no worked examples: set few_shot=false")
+        _need((self.dev_items is None) == (self.dev_chains is None), "give dev_items and dev_chains together")
+        _need(self.sampling in ("group_by_length", "random"), f"sampling must be group_by_length or random, "
+                                                              f"got {self.sampling!r}")
 
 
 # --------------------------------------------------------------------------- GRPO

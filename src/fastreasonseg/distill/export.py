@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from fastreasonseg.errors import FrsError
+from fastreasonseg.io import atomic_write_json
+from fastreasonseg.reasoning.prompt import adapter_prompt_style, write_adapter_meta
+
+EVAL_SUMMARY = "eval_summary.json"
 
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -99,6 +103,10 @@ def export_student(adapter: str | Path, dest: str | Path, *, summary: dict[str, 
     save_file(tensors, str(dest / "adapter_model.safetensors"), metadata={"format": "pt"})
     (dest / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     copied = _copy_stage_configs(adapter, dest)
+    style = adapter_prompt_style(adapter)
+    write_adapter_meta(dest, style)
+    if summary:
+        atomic_write_json(dest / EVAL_SUMMARY, summary, indent=1)  # what `frs demo` quotes
     card = [
         "# fastreasonseg embedded student",
         "",
@@ -110,8 +118,8 @@ def export_student(adapter: str | Path, dest: str | Path, *, summary: dict[str, 
         f"- size: {size_mb:.2f} MB ({sum(t.numel() for t in tensors.values()):,} parameters)",
         f"- trained from: `{trained_from}`",
         f"- training config: {', '.join(copied) if copied else 'not found next to the adapter'}",
-        "- prompt: the runtime's PromptBuilder without worked examples (few_shot=False), twin text within "
-        "1,200 tokens; rollouts pause at </plan> for the DT tools",
+        f"- prompt: style {style} of the runtime's PromptBuilder (recorded in fastreasonseg.json), without worked "
+        "examples, twin text within 1,200 tokens; rollouts pause at </plan> for the DT tools",
         "",
     ]
     if note:

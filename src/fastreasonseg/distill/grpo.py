@@ -202,7 +202,7 @@ class ToolRolloutFunc:
         self.max_tool_rounds = max_tool_rounds
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
-        from fastreasonseg.distill.items import parse_twin
+        from fastreasonseg.data.items import parse_twin
         from fastreasonseg.distill.models import render_prompt
 
         tokenizer = trainer.processing_class
@@ -231,7 +231,7 @@ def build_rl_dataset(items: Any, tokenizer: Any, *, few_shot: bool = False, twin
     """(``datasets.Dataset`` of prompts + reward columns, prompt -> twin JSON table for the rollout function)."""
     from datasets import Dataset
 
-    from fastreasonseg.distill.items import item_view
+    from fastreasonseg.data.items import as_item
     from fastreasonseg.distill.models import build_messages
 
     rows, table = [], {}
@@ -239,7 +239,7 @@ def build_rl_dataset(items: Any, tokenizer: Any, *, few_shot: bool = False, twin
     for item in items:
         if limit is not None and len(rows) >= limit:
             break
-        view = item_view(item)
+        view = as_item(item)
         messages = build_messages(view.twin, view.query, tokenizer, few_shot=few_shot, twin_max_tokens=twin_max_tokens)
         twin_json = view.twin.to_json()
         known = table.setdefault(messages[-1]["content"], twin_json)
@@ -287,7 +287,7 @@ def build_rl_trainer(config: RLRunConfig, *, items: Any | None = None,
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
-    from fastreasonseg.distill.items import load_items
+    from fastreasonseg.data.items import load_items
     from fastreasonseg.distill.models import load_policy, lora_config
 
     if config.threads:
@@ -406,12 +406,12 @@ def _save_default_adapter(model: Any, folder: Path) -> None:
 
 def _with_kept_chains(items: Any, chains_path: str) -> Any:
     """Items whose ``teacher`` chain is replaced by a kept chain of ``frs teacher`` (for an LLM teacher's chains)."""
-    from fastreasonseg.distill.items import item_view
+    from fastreasonseg.data.items import as_item
     from fastreasonseg.distill.sft import kept_chains
 
     chains = kept_chains(chains_path)
     for item in items:
-        view = item_view(item)
+        view = as_item(item)
         if view.id in chains:
             view.teacher = chains[view.id][0]
         yield view

@@ -82,9 +82,10 @@ def token_counter(tokenizer: Any):
 
 
 def build_messages(twin: DigitalTwin, query: str, tokenizer: Any | None = None, *, few_shot: bool = False,
-                   twin_max_tokens: int | None = 1200) -> list[dict[str, str]]:
-    """The runtime's messages for ``query`` on ``twin`` (what ``RolloutEngine.messages`` builds)."""
+                   twin_max_tokens: int | None = 1200, prompt: str = "v1") -> list[dict[str, str]]:
+    """The runtime's messages for ``query`` on ``twin`` (what ``RolloutEngine.messages`` builds) in style ``prompt``."""
     from fastreasonseg.reasoning.prompt import PromptBuilder
 
     counter = token_counter(tokenizer) if tokenizer is not None and twin_max_tokens is not None else None
-    return PromptBuilder(few_shot=few_shot).messages_for(twin, query, max_tokens=twin_max_tokens, count_tokens=counter)
+    builder = PromptBuilder(few_shot=few_shot, style=prompt)
+    return builder.messages_for(twin, query, max_tokens=twin_max_tokens, count_tokens=counter)

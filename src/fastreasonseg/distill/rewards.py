@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastreasonseg.distill.items import ItemError
+from fastreasonseg.data.items import ItemError
 from fastreasonseg.reasoning.protocol import parse_rollout
 
 FORMAT_OK, FORMAT_BAD = 0.5, -0.5

@@ -40,6 +40,7 @@ from typing import Any
 
 from fastreasonseg.distill.config import SFTRunConfig
 from fastreasonseg.distill.models import build_messages, render_prompt
+from fastreasonseg.reasoning.prompt import write_adapter_meta
 from fastreasonseg.reasoning.protocol import results_spans
 
 
@@ -96,22 +97,23 @@ def kept_chains(path: str | Path) -> dict[str, list[str]]:
 
 def build_sft_examples(items: Iterable[Any], chains: dict[str, list[str]], tokenizer: Any, *, max_length: int,
                        few_shot: bool = False, twin_max_tokens: int | None = 1200,
-                       limit: int | None = None) -> SFTData:
+                       limit: int | None = None, prompt: str = "v1") -> SFTData:
     """Tokenised SFT examples for every kept chain of ``items``; stats count what was used and dropped."""
-    from fastreasonseg.distill.items import item_view
+    from fastreasonseg.data.items import as_item
 
     examples: list[dict[str, list[int]]] = []
     stats = {"items_with_chains": 0, "examples": 0, "dropped_too_long": 0, "max_tokens": 0, "trained_tokens": 0,
              "masked_results_tokens": 0}
     for item in items:
-        view = item_view(item)
+        view = as_item(item)
         texts = chains.get(view.id)
         if not texts:
             continue
         if limit is not None and stats["items_with_chains"] >= limit:
             break
         stats["items_with_chains"] += 1
-        messages = build_messages(view.twin, view.query, tokenizer, few_shot=few_shot, twin_max_tokens=twin_max_tokens)
+        messages = build_messages(view.twin, view.query, tokenizer, few_shot=few_shot, twin_max_tokens=twin_max_tokens,
+                                  prompt=prompt)
         for text in texts:
             chain = tokenize_chain(tokenizer, messages, text)
             if len(chain.input_ids) > max_length:
@@ -145,23 +147,33 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from fastreasonseg.distill.items import load_items
+    from fastreasonseg.data.items import load_items
     from fastreasonseg.distill.models import load_policy, lora_config
     from fastreasonseg.errors import FrsError
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    # A given adapter is loaded trainable and trained further (its own LoRA shape wins over lora_*).
-    model, tokenizer = load_policy(config.model, config.gguf_file, config.dtype, adapter=config.adapter)
+    # The data first: a missing or empty file must be said before minutes of model loading.
+    source = load_items(config.items) if items is None else items
     chains = kept_chains(config.chains)
     if not chains:
         raise FrsError(f"no kept chains in {config.chains}; run `frs teacher` first (or lower its iou_threshold)")
-    data = build_sft_examples(load_items(config.items) if items is None else items, chains, tokenizer,
+    # A given adapter is loaded trainable and trained further (its own LoRA shape wins over lora_*).
+    model, tokenizer = load_policy(config.model, config.gguf_file, config.dtype, adapter=config.adapter)
+    data = build_sft_examples(source, chains, tokenizer,
                               max_length=config.max_length, few_shot=config.few_shot,
-                              twin_max_tokens=config.twin_max_tokens, limit=config.limit)
+                              twin_max_tokens=config.twin_max_tokens, limit=config.limit, prompt=config.prompt)
     if not data.examples:
         raise FrsError(f"no SFT examples: {data.stats}. Check that the chains' item ids are in {config.items} "
                        f"and that max_length={config.max_length} fits the prompts")
+    dev = None
+    if config.dev_items is not None:
+        dev = build_sft_examples(load_items(config.dev_items), kept_chains(config.dev_chains), tokenizer,
+                                 max_length=config.max_length, few_shot=config.few_shot,
+                                 twin_max_tokens=config.twin_max_tokens, prompt=config.prompt)
+        if not dev.examples:
+            raise FrsError(f"no dev examples from {config.dev_items} with chains {config.dev_chains}")
+        data.stats["dev_examples"] = len(dev.examples)
     args = SFTConfig(
         output_dir=str(config.out), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
@@ -169,12 +181,31 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
         lr_scheduler_type=config.lr_scheduler, logging_steps=config.logging_steps, save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, max_length=config.max_length,
         use_cpu=True, bf16=config.bf16, fp16=False, report_to=report_to, disable_tqdm=False, gradient_checkpointing=False,
+        train_sampling_strategy=config.sampling,
+        eval_strategy="steps" if dev is not None else "no", eval_steps=config.save_steps if dev is not None else None,
+        per_device_eval_batch_size=config.batch_size,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data.examples),
+                         eval_dataset=Dataset.from_list(dev.examples) if dev is not None else None,
+                         callbacks=[adapter_meta_callback(config.prompt)],
                          processing_class=tokenizer,
                          peft_config=None if config.adapter else lora_config(config.lora_r, config.lora_alpha,
                                                                              config.lora_dropout, config.lora_targets))
     return trainer, data.stats
+
+
+def adapter_meta_callback(prompt: str) -> Any:
+    """A TrainerCallback writing the prompt style into every checkpoint, so each evaluates as it was trained."""
+    from transformers import TrainerCallback
+
+    class AdapterMeta(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                write_adapter_meta(folder, prompt)
+            return control
+
+    return AdapterMeta()
 
 
 def run_sft(config: SFTRunConfig, *, items: Iterable[Any] | None = None, report_to: str = "none") -> Path:
@@ -192,6 +223,7 @@ def run_sft(config: SFTRunConfig, *, items: Iterable[Any] | None = None, report_
     trainer.model.save_pretrained(adapter)
     trainer.processing_class.save_pretrained(adapter)
     config.save(adapter)
+    write_adapter_meta(adapter, config.prompt)
     stats = {**data_stats, "train_seconds": round(time.perf_counter() - started, 1),
              "train_loss": result.training_loss, "global_step": trainer.state.global_step, "resumed_from": resume}
     (out / "sft_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastreasonseg.data.items import Item, as_item
+from fastreasonseg.data.teacher import ChainReplay
 from fastreasonseg.distill.config import TeacherConfig
-from fastreasonseg.distill.items import ItemView, item_view
 from fastreasonseg.reasoning.protocol import Failure, parse_rollout
 
 CHAINS_NAME = "chains.jsonl"
@@ -62,7 +63,7 @@ class Decision:
     answer_ids: list[int] | None
 
 
-def decide(chain: ChainOutput, view: ItemView, *, iou_threshold: float, strict: bool = True) -> Decision:
+def decide(chain: ChainOutput, view: Item, *, iou_threshold: float, strict: bool = True) -> Decision:
     """Keep or reject one chain; ``reason`` is ``kept``, ``runtime:<code>``, ``format:<code>``, ``content:<code>``,
     ``no_answer`` or ``low_iou``."""
     from fastreasonseg.eval.scoring import target_from_item
@@ -84,31 +85,13 @@ def decide(chain: ChainOutput, view: ItemView, *, iou_threshold: float, strict: 
     return Decision(True, "kept", iou, answer)
 
 
-class ProgrammaticTeacher:
+class ProgrammaticTeacher(ChainReplay):
     """Replays the chain a synthetic item carries (written by its query program), for re-verification."""
 
-    name = "programmatic"
-
-    def chains(self, view: ItemView, samples: int) -> list[ChainOutput]:
+    def chains(self, view: Item, samples: int) -> list[ChainOutput]:
         if not isinstance(view.teacher, str) or not view.teacher.strip():
             return [ChainOutput(text="", runtime_failures=[Failure("missing_answer", "item carries no teacher chain")])]
         return [ChainOutput(text=view.teacher)]
-
-    def run_item(self, item: Any) -> Any:
-        """The item's chain as a :class:`~fastreasonseg.reasoning.engine.RolloutResult` (the teacher row of a
-        results table). It generates nothing, so ``new_tokens`` is 0 and ``seconds`` is the parse time."""
-        import time
-
-        from fastreasonseg.reasoning.engine import RolloutResult
-
-        started = time.perf_counter()
-        view = item_view(item)
-        text = view.teacher or ""
-        parsed = parse_rollout(text, view.twin)
-        known = set(view.twin.track_ids)
-        return RolloutResult(query=view.query, text=text, answer_ids=[i for i in parsed.answer_ids or [] if i in known],
-                             parsed=parsed, failures=list(parsed.failures), stop_reason="replay",
-                             seconds=time.perf_counter() - started)
 
 
 class LLMTeacher:
@@ -120,15 +103,16 @@ class LLMTeacher:
         self.name = f"{config.kind}:{config.model}"
 
     def _engine(self, sample: int) -> Any:
-        from fastreasonseg.reasoning.engine import RolloutConfig, RolloutEngine
+        from fastreasonseg.reasoning.engine import RolloutConfig
+        from fastreasonseg.reasoning.factory import build_engine
 
         c = self.config
         rollout = RolloutConfig(max_tool_rounds=c.max_tool_rounds, max_new_tokens_per_turn=c.max_new_tokens,
                                 max_new_tokens=c.max_new_tokens, temperature=c.temperature if c.samples > 1 else 0.0,
                                 seed=c.seed + 7919 * sample, few_shot=c.few_shot, twin_max_tokens=c.twin_max_tokens)
-        return RolloutEngine(self.backend, rollout)
+        return build_engine(self.backend, rollout)
 
-    def chain(self, view: ItemView, sample: int) -> ChainOutput:
+    def chain(self, view: Item, sample: int) -> ChainOutput:
         result = self._engine(sample).run(view.twin, view.query)
         runtime = [f for f in result.failures if f.kind == "runtime"]
         return ChainOutput(text=result.text, runtime_failures=runtime, new_tokens=result.new_tokens,
@@ -181,7 +165,7 @@ def run_teacher(config: TeacherConfig, *, items: Iterable[Any] | None = None, te
     """Generate, filter and append chains; resumes from ``config.out/chains.jsonl``. Returns the stats."""
     from tqdm.auto import tqdm
 
-    from fastreasonseg.distill.items import ItemError, load_items
+    from fastreasonseg.data.items import ItemError, load_items
     from fastreasonseg.distill.jsonl import JsonlAppender, read_jsonl
 
     out = Path(config.out)
@@ -202,7 +186,7 @@ def run_teacher(config: TeacherConfig, *, items: Iterable[Any] | None = None, te
             seen_items += 1
             bar.update(1)
             try:
-                view = item_view(item)
+                view = as_item(item)
             except ItemError as exc:
                 session["bad_item"] += 1
                 bar.write(f"skipping item: {exc}")

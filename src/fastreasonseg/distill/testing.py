@@ -116,7 +116,7 @@ def memorize_chains(folder: str | Path, items: list[dict], *, steps: int = 120, 
     """
     import torch
 
-    from fastreasonseg.distill.items import item_view
+    from fastreasonseg.data.items import as_item
     from fastreasonseg.distill.models import build_messages, load_policy
     from fastreasonseg.distill.sft import tokenize_chain
 
@@ -124,7 +124,7 @@ def memorize_chains(folder: str | Path, items: list[dict], *, steps: int = 120, 
     model, tokenizer = load_policy(str(folder))
     batches = []
     for item in items:
-        view = item_view(item)
+        view = as_item(item)
         chain = tokenize_chain(tokenizer, build_messages(view.twin, view.query, tokenizer), view.teacher or "")
         ids = torch.tensor([chain.input_ids])
         labels = ids.clone()

@@ -241,15 +241,13 @@ def reasoner_benchmark(config: BenchConfig, bandwidth: dict[str, float] | None =
 def query_latency(reasoner: str = "default", queries: int = 2, seed: int = 0) -> dict[str, Any]:
     """End-to-end seconds per query of a reasoner spec on the demo's image scene (twin text, tools, parsing)."""
     from fastreasonseg.eval.demo import DemoConfig, build_demo_scenes
-    from fastreasonseg.reasoning.engine import RolloutConfig, RolloutEngine
-    from fastreasonseg.reasoning.loader import ReasonerConfig, load_reasoner
+    from fastreasonseg.reasoning.factory import build_engine
 
     scene = build_demo_scenes(DemoConfig(out="unused", seed=seed, per_category=max(1, queries // 2),
                                          categories=("semantic", "spatial")))[0]
     start = time.perf_counter()
-    backend = load_reasoner(ReasonerConfig(spec=reasoner))
+    engine = build_engine(reasoner, max_new_tokens=320)
     loaded = time.perf_counter() - start
-    engine = RolloutEngine(backend, RolloutConfig(twin_max_tokens=500, max_new_tokens=320))
     results = engine.run_many(scene.scene.twin, [q.text for q in scene.queries][:queries])
     return {"reasoner": reasoner, "load_s": loaded, "queries": len(results),
             "seconds_per_query": float(np.mean([r.seconds for r in results])),

@@ -12,10 +12,11 @@ What it does, with a fixed seed so two runs write the same scenes and queries:
    spatial on the image, temporal on the video;
 2. loads the reasoner (``default`` = the embedded SmolLM2-135M student, GGUF shipped in a
    wheel, plus the distilled adapter shipped in the package) and answers every query of a scene
-   with one :meth:`RolloutEngine.run_many`, so the twin prefix is encoded once per scene;
+   with one :func:`fastreasonseg.pipeline.segment.segment_twin`, so the twin prefix is encoded once per scene;
 3. scores each answer with the project's one scorer (:func:`fastreasonseg.eval.scoring.score_answer`,
    mask IoU; correct = IoU > 0.5, the paper's accuracy threshold) and writes, per query,
-   ``result.json`` plus two overlays (the answer and the ground truth, PNG for the image,
+   ``result.json`` (the ``frs segment`` contract), ``score.json`` (truth, IoU, the full rollout
+   and the query program) plus two overlays (the answer and the ground truth, PNG for the image,
    GIF for the video), and for the whole run ``report.md`` / ``report.json`` with the
    queries, answers, ground truth, correctness, reasoning text and timing.
 
@@ -32,6 +33,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fastreasonseg.reasoning.engine import DEFAULT_TWIN_TOKENS
 
 if TYPE_CHECKING:
     from fastreasonseg.data.queries import Query
@@ -53,7 +56,7 @@ class DemoConfig:
     adapter: str | None = None
     backend: str = "auto"
     threads: int | None = None
-    twin_max_tokens: int = 500
+    twin_max_tokens: int = DEFAULT_TWIN_TOKENS
     max_new_tokens: int = 320
     width: int = 480
     height: int = 360
@@ -205,8 +208,9 @@ def run_demo(config: DemoConfig, backend: ReasonerBackend | None = None, *, log:
     """
     from fastreasonseg.data.render import render_item
     from fastreasonseg.eval.scoring import score_answer
-    from fastreasonseg.reasoning.engine import RolloutConfig, RolloutEngine
-    from fastreasonseg.reasoning.loader import ReasonerConfig, load_reasoner
+    from fastreasonseg.pipeline.segment import segment_twin
+    from fastreasonseg.reasoning.factory import build_engine
+    from fastreasonseg.reasoning.loader import ReasonerConfig
 
     say = log or (lambda _line: None)
     started = time.perf_counter()
@@ -223,21 +227,20 @@ def run_demo(config: DemoConfig, backend: ReasonerBackend | None = None, *, log:
     say(f"generated {len(scenes)} scenes, {sum(len(s.queries) for s in scenes)} queries "
         f"in {scenes_done - started:.1f} s")
 
-    if backend is None:
-        backend = load_reasoner(ReasonerConfig(spec=config.reasoner, adapter=config.adapter, backend=config.backend,
-                                               threads=config.threads))
+    reasoner = backend or ReasonerConfig(spec=config.reasoner, adapter=config.adapter, backend=config.backend,
+                                         threads=config.threads)
+    engine = build_engine(reasoner, twin_max_tokens=config.twin_max_tokens, max_new_tokens=config.max_new_tokens)
+    backend = engine.backend
     loaded = time.perf_counter()
     say(f"loaded reasoner {config.reasoner!r} ({type(backend).__name__}, adapter: {backend.adapter}) "
         f"in {loaded - scenes_done:.1f} s")
-    engine = RolloutEngine(backend, RolloutConfig(twin_max_tokens=config.twin_max_tokens,
-                                                  max_new_tokens=config.max_new_tokens,
-                                                  max_new_tokens_per_turn=min(256, config.max_new_tokens)))
 
     results: list[DemoQueryResult] = []
     for demo_scene in scenes:
         twin = demo_scene.scene.twin
-        rollouts = engine.run_many(twin, [q.text for q in demo_scene.queries])
-        for query, rollout in zip(demo_scene.queries, rollouts, strict=True):
+        segmented = segment_twin(twin, [q.text for q in demo_scene.queries], engine)
+        for query, answered in zip(demo_scene.queries, segmented, strict=True):
+            rollout = answered.rollout
             index = len(results) + 1
             folder = out / "queries" / f"{index:02d}_{query.category}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -256,8 +259,10 @@ def run_demo(config: DemoConfig, backend: ReasonerBackend | None = None, *, log:
                 correct=score.passes(CORRECT_IOU), seconds=round(rollout.seconds, 3), new_tokens=rollout.new_tokens,
                 failures=[f.code for f in rollout.failures], text=rollout.text,
                 folder=str(folder.relative_to(out)), overlays=overlays)
-            _write_json(folder / "result.json", {**asdict(result), "rollout": rollout.to_dict(),
-                                                 "program": query.program.to_dict(), "twin": f"../../{demo_scene.name}_twin.json"})
+            _write_json(folder / "result.json", [answered.to_json()])  # the frs segment contract
+            _write_json(folder / "score.json", {**asdict(result), "rollout": rollout.to_dict(),
+                                                "program": query.program.to_dict(),
+                                                "twin": f"../../{demo_scene.name}_twin.json"})
             results.append(result)
             say(f"[{index}/{sum(len(s.queries) for s in scenes)}] {query.category} L{query.level}: "
                 f"{'correct' if result.correct else 'wrong'} (IoU {result.iou:.2f}, {result.seconds:.1f} s)")
@@ -300,7 +305,7 @@ def report_markdown(report: DemoReport) -> str:
         "",
         *_expectation_lines(report.adapter),
         "Scenes: `image_scene.png`, `video_scene.gif` (twins: `*_twin.json`). Per query: `queries/NN_category/` "
-        "holds `result.json` and overlays of the answer and the ground truth.",
+        "holds `result.json` (as `frs segment` writes it), `score.json` and overlays of the answer and the truth.",
         "",
         "| # | category | level | query | answer | truth | IoU | correct | seconds | tokens |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastreasonseg.errors import FrsError
+from fastreasonseg.reasoning.engine import DEFAULT_TWIN_TOKENS
 
 if TYPE_CHECKING:
     from fastreasonseg.twin.core import DigitalTwin
@@ -74,7 +75,7 @@ class EvalConfig:
     perception: str = "annotations"
     out: str = "eval_out"
     limit: int | None = None
-    twin_max_tokens: int | None = 1200
+    twin_max_tokens: int | None = DEFAULT_TWIN_TOKENS
     max_new_tokens: int = 640
     max_tool_rounds: int = 3  # 0 = the "no tools / static twin" ablation: reason, then answer
     options: dict[str, Any] = field(default_factory=dict)
@@ -507,17 +508,13 @@ def load_engine(config: EvalConfig) -> Any:
     if config.reasoner == CHANCE:
         return ChanceReasoner()
     if config.reasoner == PROGRAMMATIC:
-        from fastreasonseg.distill.teacher import ProgrammaticTeacher
+        from fastreasonseg.data.teacher import ChainReplay
 
-        return ProgrammaticTeacher()
-    from fastreasonseg.reasoning.engine import RolloutConfig, RolloutEngine
-    from fastreasonseg.reasoning.loader import ReasonerConfig, load_reasoner
+        return ChainReplay()
+    from fastreasonseg.reasoning.factory import build_engine
+    from fastreasonseg.reasoning.loader import ReasonerConfig
 
-    backend = load_reasoner(ReasonerConfig(spec=config.reasoner, adapter=config.adapter, backend=config.backend,
-                                           threads=config.threads))
-    # The distilled adapter was trained on the prompt without worked examples; the base model gets them.
-    return RolloutEngine(backend, RolloutConfig(twin_max_tokens=config.twin_max_tokens,
-                                                max_new_tokens=config.max_new_tokens,
-                                                max_new_tokens_per_turn=min(256, config.max_new_tokens),
-                                                max_tool_rounds=config.max_tool_rounds,
-                                                few_shot=backend.adapter is None))
+    reasoner = ReasonerConfig(spec=config.reasoner, adapter=config.adapter, backend=config.backend,
+                              threads=config.threads)
+    return build_engine(reasoner, twin_max_tokens=config.twin_max_tokens, max_new_tokens=config.max_new_tokens,
+                        max_tool_rounds=config.max_tool_rounds)

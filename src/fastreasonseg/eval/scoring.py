@@ -128,10 +128,10 @@ def target_from_item(item: Any) -> ScoringTarget:
     frames not listed are empty); without them, the union of ``answer_ids`` in the
     noise-free twin, or in the twin the model sees.
     """
-    from fastreasonseg.distill.items import item_view
+    from fastreasonseg.data.items import as_item
     from fastreasonseg.twin.masks import decode_mask
 
-    view = item_view(item)
+    view = as_item(item)
     indices = [f.index for f in view.twin.frames]
     shape = (view.twin.source.height, view.twin.source.width)
     if view.gt_masks is not None:
@@ -192,7 +192,7 @@ def evaluate_reasoner(items: Iterable[Any], reasoner: Reasoner | Any, *, limit: 
     """
     from tqdm.auto import tqdm
 
-    from fastreasonseg.distill.items import item_view
+    from fastreasonseg.data.items import as_item
     from fastreasonseg.metrics import MetricAccumulator
 
     bar = tqdm(desc="evaluate", unit="item", total=limit, disable=not progress)
@@ -203,8 +203,8 @@ def evaluate_reasoner(items: Iterable[Any], reasoner: Reasoner | Any, *, limit: 
     for item in items:
         if limit is not None and count >= limit:
             break
-        view = item_view(item)
-        target = target_from_item(item)
+        view = as_item(item)
+        target = target_from_item(view)
         started = time.perf_counter()
         result = _rollout_of(reasoner, item, view)
         elapsed = float(getattr(result, "seconds", 0.0) or (time.perf_counter() - started))

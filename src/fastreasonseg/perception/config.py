@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from fastreasonseg.io import atomic_write_text
+
 DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"
 DEFAULT_SEGMENTER = "facebook/sam2.1-hiera-tiny"
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -146,12 +148,7 @@ class PerceptionConfig:
         """Write the config as YAML atomically."""
         import yaml
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def with_overrides(self, **overrides: Any) -> PerceptionConfig:
         """A copy with the non-None ``overrides`` applied (and validated)."""

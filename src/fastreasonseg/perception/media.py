@@ -53,6 +53,8 @@ def read_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
             return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"{path}: image too large to decode safely ({exc})") from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise MediaError(f"{path}: cannot read image ({exc})") from None
 

@@ -1,6 +1,6 @@
 """The rollout engine: generate, pause at ``</plan>``, run the DT tools, insert ``<results>``, resume.
 
-One rollout (paper, DESIGN.md "Rollout protocol")::
+One rollout (paper; ``docs/DESIGN.md`` "Rollout protocol")::
 
     prompt = system (instructions + tool contracts) [+ few-shot] + user (compact twin + query)
     loop:  generate until </plan> or </answer>
@@ -48,40 +48,69 @@ if TYPE_CHECKING:
 
 
 
+DEFAULT_TWIN_TOKENS = 1200
+DEFAULT_TURN_TOKENS = 256
+
+
 @dataclass
 class RolloutConfig:
     """Limits and decoding settings for one rollout.
 
-    ``few_shot``: prepend worked examples (for base models without the distilled adapter).
+    ``prompt``: the prompt style (:mod:`fastreasonseg.reasoning.prompt`): ``v1`` (base models)
+    or ``v2`` (short prompt of distilled students). ``None`` (the default): the style the
+    applied adapter records it was trained on, ``v1`` without an adapter.
+    ``few_shot``: prepend worked examples (v1 only). ``None`` (the default) means the project's
+    rule: examples only for a base model, i.e. when the backend has no distilled adapter applied
+    (a student is trained without them); True/False force it (a base-model teacher, ablations).
+    ``max_new_tokens_per_turn``: ``None`` means ``min(256, max_new_tokens)``.
     ``twin_max_tokens``: token budget for the compact twin text (the serializer drops
     detail to fit; measured with the backend's tokenizer when it has one).
     ``constrained``: on backends that support grammars (llama.cpp), decode under the
     protocol grammar of :mod:`fastreasonseg.reasoning.grammar` (reason at most
     ``reason_chars`` characters, registered tools only, the twin's ids only); ignored elsewhere.
+    :meth:`resolved` fills the ``None`` fields for a backend; the engine runs on the resolved config.
     """
 
     max_tool_rounds: int = 3
-    max_new_tokens_per_turn: int = 256
+    max_new_tokens_per_turn: int | None = None
     max_new_tokens: int = 640
     temperature: float = 0.0
     seed: int | None = None
-    few_shot: bool = True
-    twin_max_tokens: int | None = 1200
+    few_shot: bool | None = None
+    prompt: str | None = None
+    twin_max_tokens: int | None = DEFAULT_TWIN_TOKENS
     constrained: bool = True
     reason_chars: int = 300
 
     def __post_init__(self) -> None:
         if self.max_tool_rounds < 0:
             raise ValueError(f"max_tool_rounds must be >= 0, got {self.max_tool_rounds}")
-        if self.max_new_tokens_per_turn < 1 or self.max_new_tokens < 1:
+        per_turn = self.max_new_tokens_per_turn
+        if (per_turn is not None and per_turn < 1) or self.max_new_tokens < 1:
             raise ValueError("max_new_tokens_per_turn and max_new_tokens must be >= 1 "
-                             f"(got {self.max_new_tokens_per_turn}, {self.max_new_tokens})")
+                             f"(got {per_turn}, {self.max_new_tokens})")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if self.reason_chars < 1:
             raise ValueError(f"reason_chars must be >= 1, got {self.reason_chars}")
+        if self.prompt is not None and self.prompt not in ("v1", "v2"):
+            raise ValueError(f"prompt must be 'v1', 'v2' or None (the adapter's own), got {self.prompt!r}")
+        if self.prompt == "v2" and self.few_shot:
+            raise ValueError("prompt v2 has no worked examples; few_shot must be False or None")
         if self.twin_max_tokens is not None and self.twin_max_tokens < 32:
             raise ValueError(f"twin_max_tokens must be >= 32 or None, got {self.twin_max_tokens}")
+
+    def resolved(self, backend: ReasonerBackend) -> RolloutConfig:
+        """This config with the defaults that depend on the backend filled in (see the class docstring)."""
+        from dataclasses import replace
+
+        from fastreasonseg.reasoning.prompt import adapter_prompt_style
+
+        prompt = self.prompt or adapter_prompt_style(backend.adapter)
+        few_shot = self.few_shot if self.few_shot is not None else (backend.adapter is None and prompt == "v1")
+        per_turn = self.max_new_tokens_per_turn or min(DEFAULT_TURN_TOKENS, self.max_new_tokens)
+        return replace(self, prompt=prompt, few_shot=few_shot,
+                       max_new_tokens_per_turn=min(per_turn, self.max_new_tokens))
 
 
 @dataclass
@@ -112,6 +141,7 @@ class RolloutResult:
     new_tokens: int = 0
     generation_calls: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # e.g. the scene was reduced to fit the prompt
 
     @property
     def format_ok(self) -> bool:
@@ -122,7 +152,7 @@ class RolloutResult:
                 "format_ok": self.format_ok, "failures": [f.to_dict() for f in self.failures],
                 "rounds": [r.to_dict() for r in self.rounds], "stop_reason": self.stop_reason,
                 "tokens": {"prompt": self.prompt_tokens, "cached": self.cached_tokens, "new": self.new_tokens},
-                "generation_calls": self.generation_calls, "seconds": round(self.seconds, 4)}
+                "generation_calls": self.generation_calls, "seconds": round(self.seconds, 4), "notes": self.notes}
 
 
 def error_results(message: str) -> list[dict[str, Any]]:
@@ -235,15 +265,17 @@ class RolloutEngine:
     """Runs rollouts for queries on twins with one backend.
 
     ``prompt`` builds the chat messages; the default is
-    :class:`fastreasonseg.reasoning.prompt.PromptBuilder` with ``config.few_shot``.
+    :class:`fastreasonseg.reasoning.prompt.PromptBuilder` with the resolved ``config.few_shot``.
+    Build engines with :func:`fastreasonseg.reasoning.factory.build_engine`, which also loads
+    the backend from a spec; constructing one directly is for tests with scripted backends.
     """
 
     def __init__(self, backend: ReasonerBackend, config: RolloutConfig | None = None, prompt: Any | None = None):
         from fastreasonseg.reasoning.prompt import PromptBuilder
 
         self.backend = backend
-        self.config = config or RolloutConfig()
-        self.prompt = prompt or PromptBuilder(few_shot=self.config.few_shot)
+        self.config = (config or RolloutConfig()).resolved(backend)
+        self.prompt = prompt or PromptBuilder(few_shot=bool(self.config.few_shot), style=self.config.prompt or "v1")
         self._twin_text_cache: tuple[DigitalTwin, str] | None = None
 
     def twin_text(self, twin: DigitalTwin) -> str:
@@ -251,12 +283,22 @@ class RolloutEngine:
         # Keyed by identity while holding the twin: an id() of a freed twin could be reused by a new one.
         if self._twin_text_cache is not None and self._twin_text_cache[0] is twin:
             return self._twin_text_cache[1]
-        from fastreasonseg.twin.serialize import serialize_twin
-
         counter = self.backend.count_tokens if self.backend.count_tokens("id") is not None else None
-        text = serialize_twin(twin, max_tokens=self.config.twin_max_tokens, count_tokens=counter)
+        text = self.prompt.scene_text(twin, self.config.twin_max_tokens, counter)
         self._twin_text_cache = (twin, text)
         return text
+
+    def prompt_twin(self, twin: DigitalTwin, queries: Sequence[str]) -> tuple[DigitalTwin, str | None]:
+        """The twin the prompt shows: ``twin``, or its candidates when even its id list overflows the twin budget."""
+        budget = self.config.twin_max_tokens
+        if budget is None:
+            return twin, None
+        from fastreasonseg.reasoning.narrow import narrow_for_prompt
+        from fastreasonseg.twin.serialize import estimate_tokens
+
+        counter = self.backend.count_tokens if self.backend.count_tokens("id") is not None else estimate_tokens
+        # Slack for the serializer's own rounding; far past it, only the id list can be what overflows.
+        return narrow_for_prompt(twin, queries, lambda t: counter(self.twin_text(t)) <= int(budget * 1.1))
 
     def messages(self, twin: DigitalTwin, query: str) -> list[Message]:
         return self.prompt.messages(self.twin_text(twin), query, video=twin.is_video)
@@ -266,16 +308,29 @@ class RolloutEngine:
         return self.run_many(twin, [query])[0]
 
     def run_many(self, twin: DigitalTwin, queries: Sequence[str]) -> list[RolloutResult]:
-        """Several queries on one twin, reusing the encoded twin prefix; results in query order."""
+        """Several queries on one twin, reusing the encoded twin prefix; results in query order.
+
+        A twin whose id list alone overflows the twin budget is first narrowed to candidates
+        (:mod:`fastreasonseg.reasoning.narrow`); each result's ``notes`` then says so.
+        """
         started = time.perf_counter()
+        twin, note = self.prompt_twin(twin, queries)
+        results = self._run_many(twin, queries, started)
+        if note:
+            for result in results:
+                result.notes.append(note)
+        return results
+
+    def _run_many(self, twin: DigitalTwin, queries: Sequence[str], started: float) -> list[RolloutResult]:
         grammar = None
         if self.config.constrained and self.backend.supports_grammar:
             from fastreasonseg.reasoning.grammar import rollout_grammar
 
             ids, video, chars = twin.track_ids, twin.is_video, self.config.reason_chars
+            excluded = tuple(getattr(self.prompt, "excluded_tools", ()))
 
             def grammar(state: str) -> str:
-                return rollout_grammar(ids, video=video, state=state, reason_chars=chars)
+                return rollout_grammar(ids, video=video, state=state, reason_chars=chars, exclude_tools=excluded)
 
         rollouts = [_Rollout(q, self.messages(twin, q), self.config, grammar) for q in queries]
         if self.backend.supports_batching and len(rollouts) > 1:

@@ -53,11 +53,11 @@ def _value_rule(arg_type: str, choices: tuple[str, ...]) -> str:
     return {"id": "oid", "ids": "oids", "int": "int", "num": "num", "str": "str"}.get(arg_type, "str")
 
 
-def _tool_rules(video: bool) -> list[str]:
+def _tool_rules(video: bool, exclude: tuple[str, ...] = ()) -> list[str]:
     from fastreasonseg.twin.tools import TOOLS, tool_names
 
     rules = []
-    names = tool_names(video)
+    names = tool_names(video, exclude)
     for index, name in enumerate(names):
         spec = TOOLS[name]
         args = {a: s for a, s in spec.args.items() if video or spec.video_only or a != "frame"}
@@ -82,12 +82,13 @@ def _tool_rules(video: bool) -> list[str]:
 
 
 def rollout_grammar(ids: Sequence[int], *, video: bool, state: State = "start", reason_chars: int = 300,
-                    max_calls: int = 4, max_ids: int = 12) -> str:
+                    max_calls: int = 4, max_ids: int = 12, exclude_tools: tuple[str, ...] = ()) -> str:
     """The GBNF grammar for the next turn of a rollout.
 
     ``state``: ``"start"`` (nothing generated yet), ``"after_results"`` (a ``<results>``
     block was just inserted), ``"answer_only"`` (no tool rounds left) or ``"start_answer_only"``
-    (nothing generated yet and tools switched off: reason, then answer). Id lists hold at
+    (nothing generated yet and tools switched off: reason, then answer); ``exclude_tools``
+    are tools the prompt does not offer (prompt v1 predates the knowledge tool). Id lists hold at
     most ``min(len(ids), max_ids)`` entries (a looping model cannot repeat ids forever).
     """
     if reason_chars < 1 or max_calls < 1:
@@ -106,6 +107,6 @@ def rollout_grammar(ids: Sequence[int], *, video: bool, state: State = "start", 
         'answer ::= "<answer>" oids "</answer>"',
         f'oids ::= "[" oid ("," ws oid){{0,{max(0, min(len(ids), max_ids) - 1)}}} "]"',
         _id_rule(ids),
-        *_tool_rules(video),
+        *_tool_rules(video, exclude_tools),
     ]
     return "\n".join(rules) + _JSON_RULES

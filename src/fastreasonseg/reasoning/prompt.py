@@ -1,10 +1,20 @@
-"""The reasoner's prompt: system instructions + tool contracts, optional worked examples, then twin + query.
+"""The reasoner's prompt: system instructions [+ tool contracts], optional worked examples, then twin + query.
 
-Message layout (every rollout, every backend, and the SFT/RL data use this one builder)::
+Two styles; every rollout, every backend, and the SFT/RL data use this one builder:
+
+``v1`` (base models, and students trained before prompt v2)::
 
     system:    instructions + the rollout format + tool contracts (image or video list)
     [user/assistant pairs: worked examples]      only with few_shot=True
-    user:      "Scene:\\n<compact twin>\\nRequest: <query>"
+    user:      "Scene:\\n<twin text>\\nRequest: <query>"
+
+``v2`` (distilled students): a one-sentence instruction, no tool contracts, no examples,
+and the compact twin text (``serialize_twin(compact=True)``). A student learns the protocol
+and the tools from its training chains and the decoding grammar holds it to them, so the
+prose that teaches a base model is dead weight: v2 prompts are about half as long
+(measured in docs/RESULTS.md), which is what a CPU pays for per query and per training chain.
+An adapter folder says which style it was trained on (:data:`ADAPTER_META`); an adapter
+without that file was trained on v1.
 
 Everything that does not depend on the query comes first, so queries on one twin share
 the whole prompt up to ``Request:`` and a prefix KV cache encodes the twin once; the
@@ -23,7 +33,9 @@ Departure from the paper: the paper does not publish its prompt; this one is our
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastreasonseg.reasoning.backends.base import Message
@@ -38,6 +50,35 @@ Reply in this format:
 <plan>[tool calls]</plan>  (optional: use tools when the scene text is not enough; the results come back in <results>)
 <answer>[ids]</answer>
 The answer is a JSON list of object ids from the scene."""
+
+STUDENT_INSTRUCTIONS = ("Find the objects the request refers to. Reply with <reason>, optional <plan> tool calls, "
+                        "and <answer>[ids]</answer>.")
+PROMPT_STYLES = ("v1", "v2")
+# Tools a style does not offer: v1 (base models, students trained before v2) predates the knowledge
+# tool, and its prompt and grammar stay exactly what those students were trained and measured on.
+EXCLUDED_TOOLS: dict[str, tuple[str, ...]] = {"v1": ("knowledge",), "v2": ()}
+ADAPTER_META = "fastreasonseg.json"  # {"prompt": "v2"} in an adapter folder: the style it was trained on
+
+
+def adapter_prompt_style(adapter: str | Path | None) -> str:
+    """The prompt style an adapter was trained on (``v1`` for a folder without :data:`ADAPTER_META`)."""
+    if adapter is None:
+        return "v1"
+    meta = Path(adapter) / ADAPTER_META
+    try:
+        style = json.loads(meta.read_text(encoding="utf-8")).get("prompt", "v1")
+    except (OSError, ValueError, AttributeError):
+        return "v1"
+    return style if style in PROMPT_STYLES else "v1"
+
+
+def write_adapter_meta(folder: str | Path, style: str) -> Path:
+    """Record in an adapter folder which prompt style it is trained on."""
+    from fastreasonseg.io import atomic_write_json
+
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {style!r}")
+    return atomic_write_json(Path(folder) / ADAPTER_META, {"prompt": style}, indent=1)
 
 
 def user_message(twin_text: str, query: str) -> str:
@@ -60,14 +101,32 @@ def _example_twin() -> DigitalTwin:
 class PromptBuilder:
     """Builds the chat messages for a query on a twin (see the module docstring for the layout)."""
 
-    def __init__(self, few_shot: bool = True, instructions: str = INSTRUCTIONS):
+    def __init__(self, few_shot: bool = True, instructions: str | None = None, style: str = "v1"):
+        if style not in PROMPT_STYLES:
+            raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {style!r}")
+        if style == "v2" and few_shot:
+            raise ValueError("prompt v2 is for distilled students and has no worked examples (few_shot=False)")
+        self.style = style
         self.few_shot = few_shot
-        self.instructions = instructions
+        self.instructions = instructions or (STUDENT_INSTRUCTIONS if style == "v2" else INSTRUCTIONS)
 
     def system(self, video: bool) -> str:
+        if self.style == "v2":
+            return self.instructions
         from fastreasonseg.twin.tools import tool_contracts_text
 
-        return f"{self.instructions}\n{tool_contracts_text(video=video)}"
+        return f"{self.instructions}\n{tool_contracts_text(video=video, exclude=self.excluded_tools)}"
+
+    @property
+    def excluded_tools(self) -> tuple[str, ...]:
+        """Registered tools this style does not offer (left out of the prompt and of the decoding grammar)."""
+        return EXCLUDED_TOOLS[self.style]
+
+    def scene_text(self, twin: DigitalTwin, max_tokens: int | None = None, count_tokens=None) -> str:
+        """The twin as this style writes it, within ``max_tokens``."""
+        from fastreasonseg.twin.serialize import serialize_twin
+
+        return serialize_twin(twin, max_tokens=max_tokens, count_tokens=count_tokens, compact=self.style == "v2")
 
     @cached_property
     def examples(self) -> list[Message]:
@@ -101,7 +160,4 @@ class PromptBuilder:
     def messages_for(self, twin: DigitalTwin, query: str, *, max_tokens: int | None = None,
                      count_tokens=None) -> list[Message]:
         """Convenience for data pipelines: serialise ``twin`` and build the messages."""
-        from fastreasonseg.twin.serialize import serialize_twin
-
-        return self.messages(serialize_twin(twin, max_tokens=max_tokens, count_tokens=count_tokens), query,
-                             video=twin.is_video)
+        return self.messages(self.scene_text(twin, max_tokens, count_tokens), query, video=twin.is_video)

@@ -1,6 +1,6 @@
 """The rollout protocol: build, parse and check ``<reason>/<plan>/<results>/<answer>`` chains.
 
-Grammar (DESIGN.md, after the paper)::
+Grammar (``docs/DESIGN.md``, after the paper)::
 
     <reason>natural-language reasoning</reason>
     <plan>[{"tool": "depth_order", "args": {"ids": [3, 8]}}]</plan>
@@ -219,14 +219,11 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def _known_tools() -> frozenset[str] | None:
-    """Names of the DT tools, or None while the tools module is unavailable."""
-    try:
-        from fastreasonseg.twin import tools
-    except ImportError:
-        return None
-    names = getattr(tools, "TOOL_NAMES", None) or getattr(tools, "TOOLS", None)
-    return frozenset(names) if names else None
+def _known_tools() -> frozenset[str]:
+    """Names of the DT tools (image and video)."""
+    from fastreasonseg.twin.tools import TOOLS  # imported on use: importing the protocol stays light
+
+    return frozenset(TOOLS)
 
 
 def parse_plan(text: str) -> tuple[list | None, list[Failure]]:
@@ -254,7 +251,7 @@ def parse_plan(text: str) -> tuple[list | None, list[Failure]]:
             failures.append(Failure("invalid_call", _clip(f"plan[{index}] must be {{\"tool\": str, \"args\": {{...}}}}, got {call!r}")))
         elif not isinstance(call.get("args") or {}, dict):  # null args mean "no arguments", as in run_tool
             failures.append(Failure("invalid_call", _clip(f"plan[{index}].args must be an object, got {call.get('args')!r}")))
-        elif known is not None and call["tool"] not in known:
+        elif call["tool"] not in known:
             failures.append(Failure("unknown_tool", _clip(f"plan[{index}]: unknown tool {call['tool']!r}; known: {sorted(known)}")))
     return data, failures
 
@@ -399,24 +396,21 @@ def parse_rollout(text: Any, twin: DigitalTwin | None = None) -> ParsedRollout:
 
 def _check_against_twin(parsed: ParsedRollout, twin: DigitalTwin) -> None:
     """Re-run each plan on the twin; compare with the recorded results; check answer ids exist."""
-    try:
-        from fastreasonseg.twin.tools import run_plan
-    except ImportError:
-        run_plan = None
-    if run_plan is not None:
-        for index, calls in enumerate(parsed.plans):
-            if calls is None:
-                continue
-            expected = run_plan(twin, calls)
-            for item in expected:
-                if isinstance(item, dict) and not item.get("ok", True):
-                    parsed.failures.append(Failure("tool_error", _clip(f"plan {index}: {item.get('tool')}: {item.get('error')}")))
-            if index < len(parsed.results) and parsed.results[index] is not None:
-                # Compare as parsed JSON: tuples vs lists and key order do not matter.
-                if parsed.results[index] != json.loads(format_results(expected)):
-                    parsed.failures.append(Failure("results_mismatch", _clip(
-                        f"results {index} differ from the tools' output: recorded "
-                        f"{format_results(parsed.results[index])} vs {format_results(expected)}")))
+    from fastreasonseg.twin.tools import run_plan
+
+    for index, calls in enumerate(parsed.plans):
+        if calls is None:
+            continue
+        expected = run_plan(twin, calls)
+        for item in expected:
+            if isinstance(item, dict) and not item.get("ok", True):
+                parsed.failures.append(Failure("tool_error", _clip(f"plan {index}: {item.get('tool')}: {item.get('error')}")))
+        if index < len(parsed.results) and parsed.results[index] is not None:
+            # Compare as parsed JSON: tuples vs lists and key order do not matter.
+            if parsed.results[index] != json.loads(format_results(expected)):
+                parsed.failures.append(Failure("results_mismatch", _clip(
+                    f"results {index} differ from the tools' output: recorded "
+                    f"{format_results(parsed.results[index])} vs {format_results(expected)}")))
     if parsed.answer_ids:
         known = set(twin.track_ids)
         missing = [i for i in parsed.answer_ids if i not in known]

@@ -8,7 +8,7 @@ Public API::
     serve(ServeConfig(port=8000))                                       # both, and blocks
 
 Tests build :class:`~fastreasonseg.serve.service.SegmentService` directly around a
-:class:`~fastreasonseg.reasoning.engine.RolloutEngine` with a scripted backend and a stand-in
+engine from :func:`~fastreasonseg.reasoning.factory.build_engine` with a scripted backend and a stand-in
 perceiver. Web stack: FastAPI + uvicorn (the ``serve`` extra); the page is plain HTML/JS
 served from ``serve/static`` (no framework, no CDN). The Python client is
 :mod:`fastreasonseg.client`.
@@ -31,13 +31,12 @@ __all__ = ["ServeConfig", "build_service", "create_app", "serve"]
 def build_service(config: ServeConfig | None = None, reasoner: ReasonerConfig | None = None,
                   rollout: RolloutConfig | None = None, *, perceiver: Any = None) -> SegmentService:
     """Load the reasoner (once) and wrap it in a service. Raises FrsError when the reasoner cannot load."""
-    from fastreasonseg.reasoning.engine import RolloutEngine
-    from fastreasonseg.reasoning.loader import ReasonerConfig, load_reasoner
+    from fastreasonseg.reasoning.factory import build_engine
+    from fastreasonseg.reasoning.loader import ReasonerConfig
     from fastreasonseg.serve.service import SegmentService
 
     reasoner = reasoner or ReasonerConfig()
-    backend = load_reasoner(reasoner)
-    return SegmentService(RolloutEngine(backend, rollout), config or ServeConfig(), perceiver=perceiver,
+    return SegmentService(build_engine(reasoner, rollout), config or ServeConfig(), perceiver=perceiver,
                           reasoner_name=reasoner.spec)
 
 

@@ -136,19 +136,14 @@ def scene_info(scene: Scene) -> SceneInfo:
 
 
 def check_queries(queries: list[str], max_queries: int, max_chars: int) -> list[str]:
-    cleaned = [q.strip() for q in queries]
-    if not cleaned or not any(cleaned):
-        raise UploadError(422, "give at least one non-empty query (form field 'query')")
-    if len(cleaned) > max_queries:
-        raise UploadError(422, f"{len(cleaned)} queries; the limit is {max_queries} per request")
-    for number, query in enumerate(cleaned, 1):
-        if not query:
-            raise UploadError(422, f"query {number} is empty")
-        if len(query) > max_chars:
-            raise UploadError(422, f"query {number} has {len(query)} characters; the limit is {max_chars}")
-        if any(ord(ch) < 32 and ch not in "\t\n" for ch in query):
-            raise UploadError(422, f"query {number} contains control characters")
-    return cleaned
+    """The CLI's query rules (:func:`fastreasonseg.pipeline.inputs.check_queries`) as a 422."""
+    from fastreasonseg.pipeline.inputs import QueryError
+    from fastreasonseg.pipeline.inputs import check_queries as check
+
+    try:
+        return check(queries, max_queries=max_queries, max_chars=max_chars)
+    except QueryError as exc:
+        raise UploadError(422, f"{exc} (form field 'query')") from None
 
 
 def create_app(service: SegmentService) -> "FastAPI":

@@ -12,6 +12,8 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fastreasonseg.pipeline.inputs import MAX_QUERIES, MAX_QUERY_CHARS
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -42,8 +44,8 @@ class ServeConfig:
     max_video_seconds: float = 20.0
     max_video_frames: int = 300
     max_image_pixels: int = 40_000_000
-    max_queries: int = 8
-    max_query_chars: int = 500
+    max_queries: int = MAX_QUERIES
+    max_query_chars: int = MAX_QUERY_CHARS
     request_timeout_s: float = 120.0
     queue_size: int = 4
     cache_size: int = 16

@@ -1,7 +1,7 @@
-"""Pydantic response models: the result.json contract of DESIGN.md, plus the service's envelopes.
+"""Pydantic response models: the result.json contract of ``docs/DESIGN.md``, plus the service's envelopes.
 
 They exist for the OpenAPI schema (clients and schemathesis read it) and to check every
-response the service sends; field names follow DESIGN.md exactly.
+response the service sends; field names follow ``docs/DESIGN.md`` exactly.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class ToolRound(_Strict):
 
 
 class SegmentResult(_Strict):
-    """result.json for one query (DESIGN.md), then the service's extra fields."""
+    """result.json for one query (``docs/DESIGN.md``), then the service's extra fields."""
 
     query: str
     answer: Answer
@@ -56,6 +56,7 @@ class SegmentResult(_Strict):
     format_ok: bool
     failures: list[RolloutFailure]
     tool_rounds: list[ToolRound]
+    notes: list[str] = Field(default_factory=list, description="e.g. that a very large scene was narrowed to candidates")
     overlay_png: str | None = Field(default=None, description="base64 PNG, when overlay=true was asked for")
 
 

@@ -1,9 +1,9 @@
-"""The result.json contract (DESIGN.md) for one query, the objects table and the overlay picture.
+"""The result.json contract (``docs/DESIGN.md``) for one query, the objects table and the overlay picture.
 
-The contract itself comes from :mod:`fastreasonseg.reasoning.segment` (the same code as
+The contract itself comes from :mod:`fastreasonseg.pipeline.segment` (the same code as
 ``frs segment``); the service only appends fields after the contract's own ones
 (``format_ok``, ``failures``, ``tool_rounds``, ``overlay_png``). Backgrounds are never looked
-up from the twin's ``source.path`` (``reasoning.segment.find_source`` does that for local
+up from the twin's ``source.path`` (``pipeline.inputs.find_source`` does that for local
 files): in a service that path comes from the client and must not be opened.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from fastreasonseg.reasoning.segment import SegmentResult
+    from fastreasonseg.pipeline.segment import SegmentResult
     from fastreasonseg.twin.core import DigitalTwin
 
 
@@ -24,7 +24,7 @@ def segment_result(result: SegmentResult) -> dict[str, Any]:
     """result.json for one query, plus the service's extra fields."""
     rollout = result.rollout
     return {**result.to_json(), "format_ok": rollout.format_ok, "failures": [f.to_dict() for f in rollout.failures],
-            "tool_rounds": [r.to_dict() for r in rollout.rounds]}
+            "tool_rounds": [r.to_dict() for r in rollout.rounds], "notes": list(rollout.notes)}
 
 
 def object_rows(twin: DigitalTwin) -> list[dict[str, Any]]:

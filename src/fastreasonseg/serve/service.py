@@ -254,7 +254,7 @@ class SegmentService:
 
     def segment(self, scene: Scene, queries: Sequence[str], *, overlay: bool = False) -> list[dict[str, Any]]:
         """Run every query on the scene's twin (one shared prefix) and build result.json dicts. Worker thread."""
-        from fastreasonseg.reasoning.segment import segment_twin
+        from fastreasonseg.pipeline.segment import segment_twin
         from fastreasonseg.serve.results import overlay_png, png_base64, segment_result
 
         results = []

@@ -14,6 +14,17 @@ visible) and a motion summary from :func:`fastreasonseg.twin.tools.track_motion`
     id label score frames(visible) box area depth | centers | motion
     3 car .9 0-99(100) 100,200,150,260 3.2 .42 | 0:125,230 50:400,230 99:700,240 | right 575,10 145/s
 
+The distilled student reads a compact variant (``compact=True``, prompt v2), about 40 % shorter:
+no scores, the centre instead of the box, and for videos first>last centre plus heading::
+
+    image, 3 objects
+    id label center area% depth
+    3 cup 711,490 3.2 .42
+
+    video, frames 0-99, 3.96 s, 15 tracks
+    id label frames center(s) area% depth motion
+    3 car 0-99 125,230>700,240 3.2 .42 right 145/s
+
 Numbers use the conventions of the DT tools (0-1000 grid, area %, depth 0..1) so scene text
 and tool results agree. Token efficiency for SmolLM2 (its tokenizer splits every digit and
 a space before a digit is its own token, while " ." and " [" are single tokens): no JSON
@@ -142,6 +153,10 @@ class _Summary:
     depth: str
     centers: tuple[str, ...]  # video: key centres "f:x,y" at first, middle, last visible frame
     motion: str
+    center: str  # centre "x,y" where the track first appears (compact rows)
+    path: str  # video, compact: "x,y>x,y" first to last centre of a moving track, else its centre
+    heading: str  # video, compact: "static" or "<direction> <speed>/s"
+    span_compact: str  # video, compact: "first-last" frame
     moves: bool
     salience: float  # mean score x sqrt(mean area fraction): low-score small objects lose detail first
 
@@ -160,6 +175,8 @@ def _summaries(twin: DigitalTwin) -> dict[int, _Summary]:
         centers: tuple[str, ...] = ()
         motion = ""
         moves = False
+        center = ",".join(str(round(v)) for v in grid_center(twin, first))
+        path, heading = center, "static"
         if twin.is_video:
             m = track_motion(twin, object_id)
             # a static track is where its box says for its whole life: one centre is enough
@@ -170,14 +187,20 @@ def _summaries(twin: DigitalTwin) -> dict[int, _Summary]:
             moves = m.moves
             if m.moves:
                 motion = f"{m.direction} {round(m.displacement[0])},{round(m.displacement[1])}"
+                heading = m.direction
                 if m.duration > 0:
                     motion += f" {round(m.path_length / m.duration)}/s"
+                    heading += f" {round(m.path_length / m.duration)}/s"
+                end = ",".join(str(round(v)) for v in grid_center(twin, track[-1][1]))
+                path = f"{center}>{end}"
         label = track_label(twin, object_id) if twin.is_video else first.label
         out[object_id] = _Summary(
             object_id=object_id, label=clean_label(label), score=fmt_unit(mean_score),
             span=f"{track[0][0]}-{track[-1][0]}({len(track)})", box=_box_text(twin, first),
             area=fmt_area(area_pct(twin, first)), depth=fmt_unit(first.depth.mean) if first.depth is not None else "-",
-            centers=centers, motion=motion, moves=moves, salience=mean_score * math.sqrt(max(mean_area, 0.0)))
+            centers=centers, motion=motion, center=center, path=path, heading=heading,
+            span_compact=f"{track[0][0]}-{track[-1][0]}", moves=moves,
+            salience=mean_score * math.sqrt(max(mean_area, 0.0)))
     return out
 
 
@@ -192,6 +215,7 @@ class _Detail:
     scores: bool = True
     key_positions: int = 3
     keys_for: frozenset[int] | None = None
+    compact: bool = False
 
 
 def _num(value: float) -> str:
@@ -200,6 +224,12 @@ def _num(value: float) -> str:
 
 def _header(twin: DigitalTwin, n_ids: int, detail: _Detail) -> list[str]:
     src = twin.source
+    if detail.compact:
+        if not twin.is_video:
+            return [f"image, {n_ids} objects", "id label center area% depth"]
+        first, last = twin.frames[0], twin.frames[-1]
+        return [f"video, frames {first.index}-{last.index}, {_num(last.time - first.time)} s, {n_ids} tracks",
+                "id label frames center(s) area% depth motion"]
     if not twin.is_video:
         columns = "id label score box area depth" if detail.scores else "id label box area depth"
         return [f"image {src.width}x{src.height}, {n_ids} objects. box x1,y1,x2,y2 on a 0-1000 grid; "
@@ -218,6 +248,11 @@ def _header(twin: DigitalTwin, n_ids: int, detail: _Detail) -> list[str]:
 
 
 def _row(summary: _Summary, video: bool, detail: _Detail) -> str:
+    if detail.compact:
+        if not video:
+            return f"{summary.object_id} {summary.label} {summary.center} {summary.area} {summary.depth}"
+        return (f"{summary.object_id} {summary.label} {summary.span_compact} {summary.path} {summary.area} "
+                f"{summary.depth} {summary.heading}")
     parts = [str(summary.object_id), summary.label]
     if detail.scores:
         parts.append(summary.score)
@@ -266,8 +301,12 @@ def _largest_fitting(low: int, high: int, fits: Callable[[int], bool]) -> int | 
 
 
 def serialize_twin(twin: DigitalTwin, max_tokens: int | None = None,
-                   count_tokens: TokenCounter | None = None) -> str:
+                   count_tokens: TokenCounter | None = None, *, compact: bool = False) -> str:
     """The twin as compact text; within ``max_tokens`` (by ``count_tokens``) when it can be.
+
+    ``compact`` is the distilled student's format (module docstring): centres instead
+    of boxes, no scores, video tracks as first>last centre and heading. A student learns the
+    columns from its training data, so the header only names them.
 
     ``count_tokens`` defaults to :func:`estimate_tokens`; pass a real tokenizer's counter
     (e.g. ``lambda s: len(tok.encode(s, add_special_tokens=False))``) for exact budgets.
@@ -286,6 +325,14 @@ def serialize_twin(twin: DigitalTwin, max_tokens: int | None = None,
     def fits(text: str) -> bool:
         return max_tokens is None or counter(text) <= max_tokens
 
+    if compact:
+        by_salience = sorted(ids, key=lambda i: (-summaries[i].salience, i))
+        level = _Detail(compact=True)
+        text = render(level)
+        if fits(text):
+            return text
+        k = _largest_fitting(0, len(ids) - 1, lambda k: k == 0 or fits(render(level, set(by_salience[:k]))))
+        return render(level, set(by_salience[: k or 0]))
     text = render(_Detail())
     if fits(text):
         return text

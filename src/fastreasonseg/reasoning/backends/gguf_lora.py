@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from fastreasonseg.errors import FrsError
+from fastreasonseg.io import atomic_path
 
 # Architectures whose HF-to-GGUF conversion permutes q/k rows for llama.cpp's RoPE layout.
 _PERMUTED_QK_ARCHS = frozenset({"llama"})
@@ -91,31 +92,29 @@ def convert_peft_lora(adapter_dir: str | Path, base_gguf: str | Path, out_path: 
     alpha = float(config.get("lora_alpha", rank))
     if config.get("use_rslora"):
         alpha *= math.sqrt(rank)  # llama.cpp scales by alpha / r; rsLoRA means alpha / sqrt(r)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    writer = gguf.GGUFWriter(str(tmp), arch)
-    writer.add_type(gguf.GGUFType.ADAPTER)
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
-    for module, pair in sorted(pairs.items()):
-        if set(pair) != {"a", "b"}:
-            raise FrsError(f"adapter module {module} lacks its lora_A or lora_B matrix")
-        base_name = names.get_name(module)
-        if base_name is None or f"{base_name}.weight" not in base_tensors:
-            raise FrsError(f"adapter targets {module}, which has no tensor in {Path(base_gguf).name}")
-        lora_a = np.ascontiguousarray(pair["a"], dtype=np.float32)
-        lora_b = np.asarray(pair["b"], dtype=np.float32)
-        if arch in _PERMUTED_QK_ARCHS and base_name.endswith(".attn_q"):
-            lora_b = _permute_rows(lora_b, int(n_head))
-        elif arch in _PERMUTED_QK_ARCHS and base_name.endswith(".attn_k"):
-            lora_b = _permute_rows(lora_b, int(n_head_kv))
-        writer.add_tensor(f"{base_name}.weight.lora_a", lora_a)
-        writer.add_tensor(f"{base_name}.weight.lora_b", np.ascontiguousarray(lora_b))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(out_path)
+    with atomic_path(out_path) as tmp:  # a failed conversion leaves no partial adapter behind
+        writer = gguf.GGUFWriter(str(tmp), arch)
+        writer.add_type(gguf.GGUFType.ADAPTER)
+        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+        for module, pair in sorted(pairs.items()):
+            if set(pair) != {"a", "b"}:
+                raise FrsError(f"adapter module {module} lacks its lora_A or lora_B matrix")
+            base_name = names.get_name(module)
+            if base_name is None or f"{base_name}.weight" not in base_tensors:
+                raise FrsError(f"adapter targets {module}, which has no tensor in {Path(base_gguf).name}")
+            lora_a = np.ascontiguousarray(pair["a"], dtype=np.float32)
+            lora_b = np.asarray(pair["b"], dtype=np.float32)
+            if arch in _PERMUTED_QK_ARCHS and base_name.endswith(".attn_q"):
+                lora_b = _permute_rows(lora_b, int(n_head))
+            elif arch in _PERMUTED_QK_ARCHS and base_name.endswith(".attn_k"):
+                lora_b = _permute_rows(lora_b, int(n_head_kv))
+            writer.add_tensor(f"{base_name}.weight.lora_a", lora_a)
+            writer.add_tensor(f"{base_name}.weight.lora_b", np.ascontiguousarray(lora_b))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
     return out_path
 
 

@@ -14,7 +14,7 @@ Two phases on one loaded reasoner (the model load is reported, not counted):
    (prompt encoding, generation, tools, parsing), generated tokens per second (all new
    tokens / all rollout time), prompt/cached token counts, format-OK rate, the answers'
    mean J and accuracy (J > 0.5) against the item's ground truth through
-   :meth:`fastreasonseg.data.items.SynthItem.score` (the project's one scorer), and the
+   :func:`fastreasonseg.eval.scoring.target_from_item` (the project's one scorer), and the
    failure codes.
 2. **Prefix reuse**: on ``reuse_scenes`` twins, ``queries_per_scene`` queries each (the
    item's own query plus the next items' queries) run one after another, once with the
@@ -41,7 +41,8 @@ import numpy as np
 
 from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, ReasonerBackend
 from fastreasonseg.reasoning.engine import RolloutConfig, RolloutEngine
-from fastreasonseg.reasoning.loader import ReasonerConfig, load_reasoner
+from fastreasonseg.reasoning.factory import build_engine
+from fastreasonseg.reasoning.loader import ReasonerConfig
 
 
 @dataclass
@@ -100,9 +101,8 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def bench_reasoning(config: ReasoningBenchConfig, log: Callable[[str], None] | None = None,
                     backend: ReasonerBackend | None = None) -> dict[str, Any]:
     """Run both phases; returns the report (also the per-query rows under ``"queries"``)."""
-    from dataclasses import replace
-
     from fastreasonseg.data.items import load_items
+    from fastreasonseg.eval.scoring import target_from_item
 
     say = log or (lambda _line: None)
     items = load_items(config.items)[: config.n]
@@ -110,17 +110,16 @@ def bench_reasoning(config: ReasoningBenchConfig, log: Callable[[str], None] | N
         raise ValueError(f"{config.items} holds no items")
     rss_start = peak_rss_mb()
     start = time.perf_counter()
-    backend = backend or load_reasoner(config.reasoner)
+    engine = build_engine(backend or config.reasoner, config.rollout)
+    backend, rollout_config = engine.backend, engine.config
     load_s = time.perf_counter() - start
-    rollout_config = replace(config.rollout, few_shot=backend.adapter is None)
-    engine = RolloutEngine(backend, rollout_config)
     say(f"reasoner {backend.name} loaded in {load_s:.1f} s; {len(items)} item(s)")
 
     engine.run(items[0].twin, items[0].query)  # warm-up: first-call allocations, grammar compile, page-in
     rows = []
     for index, item in enumerate(items):
         result = engine.run(item.twin, item.query)
-        score = item.score(result.answer_ids)
+        score = target_from_item(item).score(result.answer_ids).iou
         rows.append({"id": item.id, "category": item.category, "level": item.level, "query": item.query,
                      "answer_ids": result.answer_ids, "truth_ids": item.answer_ids, "j": round(score, 4),
                      "format_ok": result.format_ok, "failures": sorted({f.code for f in result.failures}),
@@ -163,8 +162,8 @@ def _prefix_reuse(engine: RolloutEngine, backend: ReasonerBackend, rollout_confi
                   config: ReasoningBenchConfig, say: Callable[[str], None]) -> dict[str, Any]:
     """Total time of ``queries_per_scene`` queries per scene, one after another, with the prefix cache vs
     re-encoding every call; for batching backends also the batched time (with the cache)."""
-    cached_engine = RolloutEngine(Sequential(backend), rollout_config)
-    baseline = RolloutEngine(Sequential(backend, reencode=True), rollout_config)
+    cached_engine = build_engine(Sequential(backend), rollout_config)
+    baseline = build_engine(Sequential(backend, reencode=True), rollout_config)
     with_cache, without_cache, batched, same, scenes = [], [], [], 0, 0
     for scene_index in range(min(config.reuse_scenes, len(items))):
         twin = items[scene_index].twin
