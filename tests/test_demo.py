@@ -62,9 +62,9 @@ def test_frs_demo_bad_option_is_a_clean_error(tmp_path, capsys):
 
 
 def test_report_sets_expectations_by_adapter(tmp_path):
-    """Base model: says no adapter is loaded; shipped adapter: states its measured score; other adapters: neither."""
+    """Base model: says no adapter is loaded; an adapter: the score its eval_summary.json records, read, not typed in."""
     from fastreasonseg.eval.demo import DemoReport, report_markdown
-    from fastreasonseg.reasoning.loader import DEFAULT_ADAPTER_DIR
+    from fastreasonseg.reasoning.loader import DEFAULT_ADAPTER_DIR, EVAL_SUMMARY
 
     seconds = {"total": 1.0, "scenes": 0.1, "load": 0.1, "reasoning": 0.8}
 
@@ -72,7 +72,14 @@ def test_report_sets_expectations_by_adapter(tmp_path):
         return report_markdown(DemoReport(out=str(tmp_path), reasoner="default", adapter=adapter, results=[],
                                           seconds=seconds))
 
-    base, shipped, other = text(None), text(str(DEFAULT_ADAPTER_DIR)), text(str(tmp_path / "my_adapter"))
-    assert "No distilled adapter is loaded" in base and "shipped student" not in base
-    assert "shipped student scores 19% gIoU" in shipped and "No distilled adapter" not in shipped
-    assert "shipped student" not in other and "No distilled adapter" not in other
+    mine = tmp_path / "my_adapter"
+    mine.mkdir()
+    (mine / EVAL_SUMMARY).write_text(json.dumps({"data": "my dev set", "metrics": {"overall": {"gIoU": 0.634,
+                                                                                              "count": 40}}}))
+    shipped_giou = json.loads((DEFAULT_ADAPTER_DIR / EVAL_SUMMARY).read_text())["metrics"]["overall"]["gIoU"]
+    base, shipped, other, bare = (text(None), text(str(DEFAULT_ADAPTER_DIR)), text(str(mine)),
+                                  text(str(tmp_path / "bare")))
+    assert "No distilled adapter is loaded" in base and "scored" not in base
+    assert f"scored {100 * shipped_giou:.0f}% gIoU" in shipped and "No distilled adapter" not in shipped
+    assert "scored 63% gIoU on my dev set (40 items)" in other
+    assert "carries no measured score" in bare

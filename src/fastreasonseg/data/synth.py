@@ -55,12 +55,12 @@ from fastreasonseg.data.teacher import teach
 from fastreasonseg.io import atomic_write_json
 from fastreasonseg.twin.core import DigitalTwin
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: knowledge-tool chains, request surface variety
 HOLDOUT_MODULUS = 12  # about 1 in 12 categories is held out
 HOLDOUT_EXEMPT_GROUPS = frozenset({"person"})
 
 # Purposes: independent random streams per item, so changing one part never shifts the others.
-_CELL, _SCENE, _QUERY, _NOISE, _TEACHER = 1, 2, 3, 4, 5
+_CELL, _SCENE, _QUERY, _NOISE, _TEACHER, _VARIETY = 1, 2, 3, 4, 5, 6
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class SynthConfig:
     categories: tuple[str, ...] = CATEGORIES
     levels: tuple[int, ...] = LEVELS
     sentence_share: float = 0.4
+    request_variety: float = 0.3  # share of requests typed casually (data/requests.py)
     workers: int = 1
     version: int = GENERATOR_VERSION
     # Fields that may differ between a run and its resumption (they do not change any item).
@@ -94,6 +95,8 @@ class SynthConfig:
             raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
         if not 0.0 <= self.noise <= 1.0:
             raise ValueError(f"noise must be in [0, 1] (0 = perfect twins), got {self.noise}")
+        if not 0.0 <= self.request_variety <= 1.0:
+            raise ValueError(f"request_variety must be in [0, 1], got {self.request_variety}")
         if not 0.0 <= self.sentence_share <= 1.0:
             raise ValueError(f"sentence_share must be in [0, 1], got {self.sentence_share}")
         if not 1 <= self.workers <= 64:
@@ -234,14 +237,32 @@ def _answer_iou(seen: DigitalTwin, answer: list[int], gt: list[dict[str, Any]]) 
 
 def generate_item(config: SynthConfig, index: int, kb: KnowledgeBase | None = None,
                   held_out: frozenset[str] | None = None) -> dict[str, Any]:
-    """Item ``index`` of the split described by ``config`` as a JSON-ready dict (deterministic)."""
-    from fastreasonseg.reasoning.protocol import parse_rollout
+    """Item ``index`` of the split described by ``config`` as a JSON-ready dict (deterministic).
+
+    The knowledge tool runs with the held-out categories' entries removed from its index
+    (every split), so a held-out category is only ever described by its label.
+    """
+    from fastreasonseg.twin.tools.knowledge import excluded_categories
 
     kb = kb or load_knowledge()
     held_out = holdout_categories(kb) if held_out is None else held_out
+    with excluded_categories(held_out):
+        return _generate_item(config, index, kb, held_out)
+
+
+def _generate_item(config: SynthConfig, index: int, kb: KnowledgeBase, held_out: frozenset[str]) -> dict[str, Any]:
+    import dataclasses
+
+    from fastreasonseg.data.requests import vary_request
+    from fastreasonseg.data.teacher import knowledge_phrase
+    from fastreasonseg.reasoning.protocol import parse_rollout
+
     holdout = holdout_kind(config.split, index)
     made = _make_query(config, index, kb, holdout, held_out)
     scene, query = made.scene, made.query
+    varied = vary_request(query.text, _rng(config, index, _VARIETY), share=config.request_variety,
+                          protect=knowledge_phrase(query) or "")
+    query = dataclasses.replace(query, text=varied)
     clean = scene.twin
     seen, applied, rollout = clean, 0.0, None
     if config.noise > 0:

@@ -296,6 +296,7 @@ class SFTRunConfig(RunConfig):
     prompt: str = "v2"  # the student prompt (reasoning/prompt.py); recorded in the adapter folder
     dev_items: str | None = None  # items JSONL with chains scored for the dev loss at every save (None: none)
     dev_chains: str | None = None
+    eval_steps: int | None = None  # dev loss every N steps (None: at every save)
     sampling: str = "group_by_length"  # batches of similar length: little padding (or "random")
     logging_steps: int = 5
     save_steps: int = 50
@@ -319,6 +320,7 @@ class SFTRunConfig(RunConfig):
         _need(self.prompt in ("v1", "v2"), f"prompt must be v1 or v2, got {self.prompt!r}")
         _need(not (self.prompt == "v2" and self.few_shot), "prompt v2 has no worked examples: set few_shot=false")
         _need((self.dev_items is None) == (self.dev_chains is None), "give dev_items and dev_chains together")
+        _need(self.eval_steps is None or self.eval_steps >= 1, f"eval_steps must be >= 1, got {self.eval_steps}")
         _need(self.sampling in ("group_by_length", "random"), f"sampling must be group_by_length or random, "
                                                               f"got {self.sampling!r}")
 

@@ -21,9 +21,8 @@ from typing import Any
 
 from fastreasonseg.errors import FrsError
 from fastreasonseg.io import atomic_write_json
+from fastreasonseg.reasoning.loader import EVAL_SUMMARY
 from fastreasonseg.reasoning.prompt import adapter_prompt_style, write_adapter_meta
-
-EVAL_SUMMARY = "eval_summary.json"
 
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 

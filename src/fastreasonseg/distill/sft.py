@@ -182,8 +182,9 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
         save_total_limit=config.save_total_limit, seed=config.seed, max_length=config.max_length,
         use_cpu=True, bf16=config.bf16, fp16=False, report_to=report_to, disable_tqdm=False, gradient_checkpointing=False,
         train_sampling_strategy=config.sampling,
-        eval_strategy="steps" if dev is not None else "no", eval_steps=config.save_steps if dev is not None else None,
+        eval_strategy="steps" if dev is not None else "no", eval_steps=(config.eval_steps or config.save_steps) if dev is not None else None,
         per_device_eval_batch_size=config.batch_size,
+        prediction_loss_only=True,  # the dev loss only: collecting logits would hold vocab x tokens floats per example
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data.examples),
                          eval_dataset=Dataset.from_list(dev.examples) if dev is not None else None,

@@ -280,17 +280,22 @@ def _ids(ids: list[int] | None) -> str:
 
 
 def _expectation_lines(adapter: str | None) -> list[str]:
-    """What score to expect: none loaded (base model), the shipped adapter (its measured score), or a user's own."""
-    from fastreasonseg.reasoning.loader import DEFAULT_ADAPTER_DIR
+    """What score to expect: none loaded (base model), or the adapter's own measured score (its eval_summary.json)."""
+    from fastreasonseg.reasoning.loader import adapter_eval_summary
 
     if adapter is None:
         return ["No distilled adapter is loaded: this is the base model prompted with worked examples, so expect few "
                 "correct answers (train one with `frs sft` / `frs rl`, or pass `--adapter`).", ""]
-    if Path(adapter).resolve() != DEFAULT_ADAPTER_DIR.resolve():
-        return []
-    return ["The shipped student scores 19% gIoU on the synthetic test split (docs/RESULTS.md): about one "
-            "correct answer in five, so 0 to 2 correct of these six is the typical range (90% of draws). Wrong "
-            "answers are shown beside the truth below.", ""]
+    summary = adapter_eval_summary(adapter)
+    overall = ((summary or {}).get("metrics") or {}).get("overall") or {}
+    giou = overall.get("gIoU")
+    if not isinstance(giou, (int, float)):
+        return ["This adapter carries no measured score (no eval_summary.json beside it).", ""]
+    data = summary.get("data") or "its evaluation data"
+    count = overall.get("count")
+    return [f"This adapter scored {100 * giou:.0f}% gIoU on {data}" + (f" ({count} items)" if count else "")
+            + " (its eval_summary.json), so about that share of these six should be right. Wrong answers are shown "
+            "beside the truth below.", ""]
 
 
 def report_markdown(report: DemoReport) -> str:

