@@ -197,3 +197,14 @@ def test_the_sft_command_accepts_a_learning_rate_written_as_people_write_it(tmp_
     err = " ".join(capsys.readouterr().err.split())
     assert "does not exist" in err and "TypeError" not in err  # past config validation, to the data check
     assert "Converting" not in err  # and the data is checked before the model loads
+
+
+def test_bf16_is_refused_on_a_cpu_without_bf16_arithmetic() -> None:
+    from fastreasonseg.distill.models import check_bf16
+    from fastreasonseg.errors import FrsError
+
+    check_bf16(False, cpuinfo="flags: avx2")  # float32 is always fine
+    check_bf16(True, cpuinfo="flags: avx2 avx512f avx512_bf16")
+    check_bf16(True, cpuinfo="flags: avx2 amx_bf16 amx_tile")
+    with pytest.raises(FrsError, match="Set bf16=false"):
+        check_bf16(True, cpuinfo="flags: fpu avx2 fma")

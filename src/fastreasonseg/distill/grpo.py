@@ -288,8 +288,9 @@ def build_rl_trainer(config: RLRunConfig, *, items: Any | None = None,
     from trl import GRPOConfig, GRPOTrainer
 
     from fastreasonseg.data.items import load_items
-    from fastreasonseg.distill.models import load_policy, lora_config
+    from fastreasonseg.distill.models import check_bf16, load_policy, lora_config
 
+    check_bf16(config.bf16)
     if config.threads:
         torch.set_num_threads(config.threads)
     model, tokenizer = load_policy(config.model, config.gguf_file, config.dtype, adapter=config.adapter)

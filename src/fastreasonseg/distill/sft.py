@@ -148,9 +148,10 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
     from trl import SFTConfig, SFTTrainer
 
     from fastreasonseg.data.items import load_items
-    from fastreasonseg.distill.models import load_policy, lora_config
+    from fastreasonseg.distill.models import check_bf16, load_policy, lora_config
     from fastreasonseg.errors import FrsError
 
+    check_bf16(config.bf16)
     if config.threads:
         torch.set_num_threads(config.threads)
     # The data first: a missing or empty file must be said before minutes of model loading.
