@@ -114,3 +114,16 @@ def test_held_out_categories_lose_their_description() -> None:
 def test_bad_knowledge_calls_are_errors_not_exceptions(args: dict, words: str) -> None:
     [result] = run_plan(kitchen(), [{"tool": "knowledge", "args": args}])
     assert result["ok"] is False and words in result["error"]
+
+
+def test_grpo_trains_on_the_prompt_its_starting_adapter_was_trained_on(tmp_path: Path) -> None:
+    from fastreasonseg.distill.config import RLRunConfig
+    from fastreasonseg.distill.grpo import rl_prompt_style
+
+    student = tmp_path / "student"
+    write_adapter_meta(student, "v2")
+    items = tmp_path / "items.jsonl"
+    items.write_text("")
+    assert rl_prompt_style(RLRunConfig(items=str(items), adapter=str(student))) == "v2"
+    assert rl_prompt_style(RLRunConfig(items=str(items), adapter=None)) == "v1"
+    assert rl_prompt_style(RLRunConfig(items=str(items), adapter=str(student), prompt="v1")) == "v1"

@@ -373,6 +373,7 @@ class RLRunConfig(RunConfig):
     max_tool_rounds: int = 3
     twin_max_tokens: int | None = 1200
     few_shot: bool = False
+    prompt: str | None = None  # v1/v2; None: the style the starting adapter records (v1 without one)
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -412,6 +413,7 @@ class RLRunConfig(RunConfig):
         _need(16 <= self.max_new_tokens_per_turn <= self.max_new_tokens,
               "need 16 <= max_new_tokens_per_turn <= max_new_tokens")
         _need(self.max_tool_rounds >= 0, f"max_tool_rounds must be >= 0, got {self.max_tool_rounds}")
+        _need(self.prompt in (None, "v1", "v2"), f"prompt must be v1, v2 or null (the adapter's), got {self.prompt!r}")
         if self.adapter is None:
             _validate_lora(self.lora_r, self.lora_alpha, self.lora_dropout, self.lora_targets)
         _need(self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}")

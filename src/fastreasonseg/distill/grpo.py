@@ -227,7 +227,7 @@ class ToolRolloutFunc:
 
 
 def build_rl_dataset(items: Any, tokenizer: Any, *, few_shot: bool = False, twin_max_tokens: int | None = 1200,
-                     limit: int | None = None) -> tuple[Any, dict[str, str]]:
+                     limit: int | None = None, prompt: str = "v1") -> tuple[Any, dict[str, str]]:
     """(``datasets.Dataset`` of prompts + reward columns, prompt -> twin JSON table for the rollout function)."""
     from datasets import Dataset
 
@@ -240,7 +240,8 @@ def build_rl_dataset(items: Any, tokenizer: Any, *, few_shot: bool = False, twin
         if limit is not None and len(rows) >= limit:
             break
         view = as_item(item)
-        messages = build_messages(view.twin, view.query, tokenizer, few_shot=few_shot, twin_max_tokens=twin_max_tokens)
+        messages = build_messages(view.twin, view.query, tokenizer, few_shot=few_shot, twin_max_tokens=twin_max_tokens,
+                                  prompt=prompt)
         twin_json = view.twin.to_json()
         known = table.setdefault(messages[-1]["content"], twin_json)
         if known != twin_json:
@@ -297,7 +298,7 @@ def build_rl_trainer(config: RLRunConfig, *, items: Any | None = None,
     source = load_items(config.items, config.split) if items is None else items
     if config.chains:
         source = _with_kept_chains(source, config.chains)
-    dataset, table = build_rl_dataset(source, tokenizer, few_shot=config.few_shot,
+    dataset, table = build_rl_dataset(source, tokenizer, few_shot=config.few_shot, prompt=rl_prompt_style(config),
                                       twin_max_tokens=config.twin_max_tokens, limit=config.limit)
     if reward_funcs is None:
         funcs, weights = make_rewards(config)
@@ -373,9 +374,17 @@ def _signal_callback() -> Any:
     return NoSignalWarning()
 
 
+def rl_prompt_style(config: RLRunConfig) -> str:
+    """The prompt style GRPO trains on: the configured one, else the one its starting adapter was trained on."""
+    from fastreasonseg.reasoning.prompt import adapter_prompt_style
+
+    return config.prompt or adapter_prompt_style(config.adapter)
+
+
 def run_rl(config: RLRunConfig, *, items: Any | None = None, report_to: str = "none") -> Path:
     """Train with GRPO; returns the adapter folder ``config.out/adapter``. Rerunning resumes from the last checkpoint."""
     from fastreasonseg.distill.sft import last_checkpoint
+    from fastreasonseg.reasoning.prompt import write_adapter_meta
 
     out = Path(config.out)
     config.save(out)
@@ -390,6 +399,7 @@ def run_rl(config: RLRunConfig, *, items: Any | None = None, report_to: str = "n
     _save_default_adapter(trainer.model, adapter)
     trainer.processing_class.save_pretrained(adapter)
     config.save(adapter)
+    write_adapter_meta(adapter, rl_prompt_style(config))
     stats = {"train_seconds": round(time.perf_counter() - started, 1), "train_loss": result.training_loss,
              "global_step": trainer.state.global_step, "resumed_from": resume, "prompts": len(trainer.train_dataset),
              "log_history": trainer.state.log_history[-20:]}
