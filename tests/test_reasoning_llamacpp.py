@@ -109,6 +109,9 @@ def accepts(backend: LlamaCppBackend, grammar: str, text: str) -> bool:
               '{"tool": "relation", "args": {"a": 3, "b": 12}}]</plan>', True),
     ("after_results", "<answer>[8]</answer>", True),
     ("after_results", '<plan>[{"tool": "attributes", "args": {"ids": [12]}}]</plan>', True),
+    # objects by name where a tool takes id / ids; the answer stays ids
+    ("start", '<reason>a</reason>\n<plan>[{"tool": "nearest_to", "args": {"id": "laptop", "ids": "cups"}}]</plan>', True),
+    ("after_results", '<answer>["cup"]</answer>', False),
     ("answer_only", "<answer>[8]</answer>", True),
     ("answer_only", '<plan>[{"tool": "attributes", "args": {"ids": [12]}}]</plan>', False),
     ("start_answer_only", build_rollout("two cups", [], [3]), True),  # tools off: reason, then answer

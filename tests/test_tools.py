@@ -446,3 +446,40 @@ def test_track_motion_when_no_point_is_far_from_the_end() -> None:
     motion = track_motion(twin, 1)
     assert motion.moves and motion.start_index == 1
     assert motion.stop_index == 0
+
+
+# --------------------------------------------------------------------------- objects by name
+
+
+def test_id_and_ids_arguments_accept_object_names() -> None:
+    twin = image_twin()
+    by_name = run_tool(twin, {"tool": "nearest_to", "args": {"id": "knife", "ids": "people"}})
+    by_id = run_tool(twin, {"tool": "nearest_to", "args": {"id": 6, "ids": [4, 5]}})
+    assert by_name == by_id and by_name["ok"]
+    # plural and synonym aware, like filter_label: "cups" finds the cup and the mug
+    assert run_tool(twin, {"tool": "extreme", "args": {"by": "area", "order": "max", "ids": "cups"}})["result"]["id"] in (1, 2)
+    assert run_tool(twin, {"tool": "depth_order", "args": {"ids": "cups"}}) == \
+        run_tool(twin, {"tool": "depth_order", "args": {"ids": filter_ids(twin, "cups")}})
+
+
+def filter_ids(twin: DigitalTwin, name: str) -> list[int]:
+    return run_tool(twin, {"tool": "filter_label", "args": {"label": name}})["result"]["ids"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"id": "cup", "ids": [3]}, "2 objects match 'cup' (ids 1, 2); give one id"),
+    ({"id": "giraffe"}, "no object is called 'giraffe'"),
+    ({"id": "  "}, "must be an object id or a non-empty object name"),
+    ({"id": 6, "ids": "x" * 300}, "too long"),
+])
+def test_object_names_that_do_not_resolve_are_clear_errors(args: dict, message: str) -> None:
+    result = run_tool(image_twin(), {"tool": "nearest_to", "args": args})
+    assert not result["ok"] and message in result["error"]
+
+
+def test_names_resolve_over_the_whole_video() -> None:
+    twin = video_twin()
+    assert filter_ids(twin, "car") == [1, 2]
+    assert run_tool(twin, {"tool": "motion", "args": {"ids": "cars"}}) == run_tool(twin, {"tool": "motion", "args": {"ids": [1, 2]}})
+    overtakes = run_tool(twin, {"tool": "compare_position", "args": {"a": "dog", "b": "ball", "axis": "x"}})
+    assert overtakes["ok"] and overtakes == run_tool(twin, {"tool": "compare_position", "args": {"a": 4, "b": 5, "axis": "x"}})

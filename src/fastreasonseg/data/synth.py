@@ -55,7 +55,7 @@ from fastreasonseg.data.teacher import teach
 from fastreasonseg.io import atomic_write_json
 from fastreasonseg.twin.core import DigitalTwin
 
-GENERATOR_VERSION = 2  # 2: knowledge-tool chains, request surface variety
+GENERATOR_VERSION = 3  # 2: knowledge-tool chains, request surface variety; 3: calls name objects
 HOLDOUT_MODULUS = 12  # about 1 in 12 categories is held out
 HOLDOUT_EXEMPT_GROUPS = frozenset({"person"})
 

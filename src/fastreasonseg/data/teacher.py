@@ -11,9 +11,15 @@ For a query and the twin the model sees, the teacher runs the query's program
 
 built with :func:`fastreasonseg.reasoning.protocol.build_rollout`, so it parses with the same
 parser the runtime and the rewards use, and its ``<results>`` equal a fresh ``run_plan``.
-Label lookups are stated in the reasoning ("In the twin: cup 3, cup 8") instead of being
-tool calls: the model reads them off the twin text, and leaving them out keeps chains
-short for a 135M student (median well under 200 tokens; see :func:`rollout_token_stats`).
+Label lookups are not tool calls. Where a call's candidates or reference are exactly the
+objects one name in the request picks out, the call names them (``{"id": "bowl", "ids":
+"vases"}``, resolved by the tools, :mod:`fastreasonseg.twin.tools.registry`), in the request's
+own words when those resolve to the same objects; the results, recomputed for the named
+call and required to equal the id call's, show the resolved ids. Other candidates are
+listed in the reasoning ("In the twin: cup 3, cup 8"), read off the twin text. Both keep
+chains short for a 135M student (see :func:`rollout_token_stats`), and naming teaches it to
+copy words from the request rather than look up ids, which carries over to scenes and
+wordings it has not seen.
 
 Wording varies: every sentence is drawn from several phrasings. Departure from the paper:
 the paper's teacher is a GRPO-trained Qwen3-8B; this one is exact by construction on the
@@ -23,6 +29,7 @@ truth, which :mod:`.synth` measures as ``meta.teacher_iou``, the paper's filteri
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,6 +244,76 @@ def knowledge_round(query: Query, twin: DigitalTwin, targets: list[int]) -> tupl
     return call, result
 
 
+_NOT_NAMES = frozenset({"the", "a", "an", "of", "to", "that", "is", "and", "or", "in", "on", "at", "one", "ones",
+                        "thing", "things", "object", "objects", "which", "what", "me", "i", "it", "all", "every"})
+
+
+def _request_name(text: str, label: str, ids: list[int], twin: DigitalTwin) -> str | None:
+    """The longest run (up to 3) of the request's words that names exactly ``ids``; ``label`` if none; None if neither."""
+    from fastreasonseg.twin.tools import run_tool
+
+    def names(candidate: str) -> bool:
+        found = run_tool(twin, {"tool": "filter_label", "args": {"label": candidate}})
+        return found["ok"] and found["result"]["ids"] == ids
+
+    words = re.findall(r"[a-z][a-z'-]*", text.lower())
+    for n in (3, 2, 1):
+        for start in range(len(words) - n + 1):
+            run = words[start:start + n]
+            if run[0] in _NOT_NAMES or run[-1] in _NOT_NAMES:
+                continue
+            if names(candidate := " ".join(run)):
+                return candidate
+    return label if names(label) else None
+
+
+def _named_rounds(rounds: list[tuple[list[dict], list[dict]]], execution: Execution, query: Query,
+                  twin: DigitalTwin) -> list[tuple[list[dict], list[dict]]]:
+    """``rounds`` with id arguments replaced by object names where a name picks out exactly those ids.
+
+    A renamed call is kept only if running it gives exactly the id call's result.
+    """
+    from fastreasonseg.twin.tools import TOOLS, run_tool
+
+    named: dict[frozenset[int], str] = {}
+    for trace in execution.steps:
+        labels = trace.step.args.get("labels") if trace.step.op == "labels" else None
+        if labels and len(labels) == 1 and trace.output and frozenset(trace.output) not in named:
+            name = _request_name(query.text, str(labels[0]), sorted(trace.output), twin)
+            if name is not None:
+                named[frozenset(trace.output)] = name
+    if not named:
+        return rounds
+    out = []
+    for calls, results in rounds:
+        new_calls = []
+        for call, result in zip(calls, results, strict=True):
+            specs = TOOLS[call["tool"]].args
+            args = dict(call["args"])
+            for key, value in call["args"].items():
+                kind = specs[key].type if key in specs else None
+                ids = frozenset([value]) if kind == "id" else frozenset(value) if kind == "ids" else None
+                if ids is not None and ids in named:
+                    args[key] = named[ids]
+            renamed = {"tool": call["tool"], "args": args}
+            new_calls.append(renamed if args != call["args"] and run_tool(twin, renamed) == result else call)
+        out.append((new_calls, results))
+    return out
+
+
+def _ids_in_calls(rounds: list[tuple[list[dict], list[dict]]]) -> set[int]:
+    """Every object id a call still gives as a number."""
+    used: set[int] = set()
+    for calls, _ in rounds:
+        for call in calls:
+            for value in call["args"].values():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    used.add(value)
+                elif isinstance(value, list):
+                    used.update(v for v in value if isinstance(v, int))
+    return used
+
+
 def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Generator) -> TeacherRollout | None:
     """The teacher's rollout for ``query`` on ``twin`` (the twin the student sees), or None.
 
@@ -263,15 +340,18 @@ def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Gen
         listed.extend(i for i in trace.output if i not in listed)
     tool_steps = [t for t in execution.steps if t.calls and t.step.op not in ("labels", "all")]
     set_ops = any(t.step.op in ("union", "intersect", "difference") for t in execution.steps)
+    rounds = _named_rounds([([call for call, _ in rnd], [result for _, result in rnd]) for rnd in execution.rounds()],
+                           execution, query, twin)
     # Without tools or set operations the listing would only repeat the answer; after a
-    # knowledge call the candidates are what it ranked first (in the results, not recited).
-    if listed and asked is None and (tool_steps or (set_ops and len(listed) <= 8)):
+    # knowledge call the candidates are what it ranked first (in the results, not recited);
+    # candidates the calls name need no listing (the results give their ids).
+    needs_listing = (set_ops and len(listed) <= 8) or (tool_steps and bool(set(listed) & _ids_in_calls(rounds)))
+    if listed and asked is None and needs_listing:
         sentences.append(_choice(rng, CANDIDATES).format(items=_listing(twin, listed)))
     if tool_steps:
         sentences += [s for t in tool_steps if (s := _plan_sentence(t, query, rng))]
     elif asked is None:
         sentences.append(_choice(rng, CONCLUSIONS).format(items=_listing(twin, execution.answer)))
-    rounds = [([call for call, _ in rnd], [result for _, result in rnd]) for rnd in execution.rounds()]
     if asked is not None:
         rounds.insert(0, ([asked[0]], [asked[1]]))
     text = build_rollout(" ".join(sentences), rounds, execution.answer)

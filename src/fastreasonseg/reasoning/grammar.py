@@ -7,7 +7,8 @@ only emit text the protocol parser accepts:
 - ``<reason>`` at most ``reason_chars`` characters without ``<``, then ``</reason>\\n``;
 - then a plan or the answer; a plan is a JSON list of calls whose tool names and argument
   keys/types come from the tool registry (:data:`fastreasonseg.twin.tools.TOOLS`), object
-  ids are the twin's ids (lists at most ``max_ids`` long), enumerated string arguments are
+  ids are the twin's ids (lists at most ``max_ids`` long) or an object name (a string the
+  tool resolves, :mod:`fastreasonseg.twin.tools.registry`), enumerated string arguments are
   their choices;
 - after the last allowed tool round only ``<answer>`` may follow;
 - the answer is a non-empty JSON list of the twin's ids.
@@ -50,7 +51,7 @@ def _id_rule(ids: Iterable[int]) -> str:
 def _value_rule(arg_type: str, choices: tuple[str, ...]) -> str:
     if choices:
         return "(" + " | ".join(_literal(json.dumps(c)) for c in choices) + ")"
-    return {"id": "oid", "ids": "oids", "int": "int", "num": "num", "str": "str"}.get(arg_type, "str")
+    return {"id": "(oid | str)", "ids": "(oids | str)", "int": "int", "num": "num", "str": "str"}.get(arg_type, "str")
 
 
 def _tool_rules(video: bool, exclude: tuple[str, ...] = ()) -> list[str]:

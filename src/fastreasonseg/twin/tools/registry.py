@@ -1,6 +1,14 @@
 """The DT tool registry (name -> argument schema, function, result summary) and the call dispatcher.
 
 :func:`run_tool` / :func:`run_plan` validate LLM-written calls against :data:`TOOLS` and never raise.
+
+Object references by name: wherever a tool takes ``id`` (one object) or ``ids`` (candidates),
+the call may give an object name instead (``{"id": "bowl"}``, ``{"ids": "vases"}``). The name
+is resolved with :func:`~.spatial.filter_label` over the whole twin (plural and synonym aware,
+:mod:`fastreasonseg.twin.vocab`); an ``id`` name must match exactly one object, otherwise the
+error lists the matching ids so the model can pick one. Departure from the paper (its tools
+take ids): a 135M student copies a word from the request far more reliably than it looks up
+the id that word has in the scene listing, and the results still report the resolved ids.
 """
 
 from __future__ import annotations
@@ -113,8 +121,32 @@ def tool_contracts_text(video: bool | None = None, exclude: tuple[str, ...] = ()
 # --------------------------------------------------------------------------- dispatcher
 
 
-def _check_arg(name: str, spec: ArgSpec, value: Any) -> Any:
-    """The validated value, or raise ToolError saying what was expected."""
+def _resolve_name(twin: DigitalTwin, name: str, value: str, single: bool) -> int | list[int]:
+    """The id(s) an object name in argument ``name`` refers to (module docstring), or raise ToolError."""
+    if not value.strip():
+        raise ToolError(f"argument '{name}' must be an object id or a non-empty object name")
+    if len(value) > MAX_STR:
+        raise ToolError(f"argument '{name}' is too long ({len(value)} characters)")
+    ids = filter_label(twin, value)["ids"]
+    if not ids:
+        raise ToolError(f"argument '{name}': no object is called {value[:60]!r}; give ids or another name")
+    if single and len(ids) > 1:
+        shown = ", ".join(str(i) for i in ids[:12])
+        raise ToolError(f"argument '{name}': {len(ids)} objects match {value[:60]!r} (ids {shown}); give one id")
+    return ids[0] if single else ids
+
+
+def _check_arg(name: str, spec: ArgSpec, value: Any, twin: DigitalTwin | None = None) -> Any:
+    """The validated value, or raise ToolError saying what was expected.
+
+    ``id``/``ids`` arguments may be object names when ``twin`` is given (module docstring).
+    """
+    if spec.type in ("id", "ids") and isinstance(value, str) and twin is not None:
+        if value.strip().lstrip("[").rstrip("]").replace(",", " ").replace(" ", "").isdigit():
+            example = "3" if spec.type == "id" else "[3, 8]"
+            raise ToolError(f"argument '{name}' must be {'an object id' if spec.type == 'id' else 'a list of object ids'}"
+                            f" written as a number, e.g. {example}, or an object name; got the string {value[:40]!r}")
+        return _resolve_name(twin, name, value, single=spec.type == "id")
 
     def integer(v: Any, what: str) -> int:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
@@ -124,12 +156,13 @@ def _check_arg(name: str, spec: ArgSpec, value: Any) -> Any:
         return int(v)
 
     if spec.type == "id":
-        value = integer(value, "an object id (integer)")
+        value = integer(value, "an object id (integer) or an object name")
     elif spec.type == "int":
         value = integer(value, "an integer")
     elif spec.type == "ids":
         if not isinstance(value, list):
-            raise ToolError(f"argument '{name}' must be a list of object ids, e.g. [3, 8]; got {type(value).__name__}")
+            raise ToolError(f"argument '{name}' must be a list of object ids, e.g. [3, 8], or an object name; "
+                            f"got {type(value).__name__}")
         if not value:
             raise ToolError(f"argument '{name}' must not be empty")
         if len(value) > MAX_IDS:
@@ -186,7 +219,7 @@ def _validate_call(twin: DigitalTwin, call: Any) -> tuple[ToolSpec, dict[str, An
     for key, value in args.items():
         if value is None and not spec.args[key].required:
             continue  # an explicit null means "use the default"
-        checked[key] = _check_arg(key, spec.args[key], value)
+        checked[key] = _check_arg(key, spec.args[key], value, twin)
     return spec, checked
 
 
