@@ -129,6 +129,27 @@ def test_sft_trainer_labels_and_lora_update(workdir, tiny_chat_model):
     assert all(torch.equal(frozen[n], after[n]) for n in frozen)
 
 
+def test_tokenised_examples_are_cached_and_rebuilt_when_the_data_changes(workdir, tiny_chat_model, tmp_path):
+    config = _config(workdir, tiny_chat_model, out=str(tmp_path / "cached"))
+    first, stats = build_sft_trainer(config)
+    assert stats["examples_cache"] == "written"
+    [cache] = list((tmp_path / "cached").glob("examples-*.json"))
+    second, stats = build_sft_trainer(config)
+    assert stats["examples_cache"] == "read" and stats["examples"] == 4
+    assert second.train_dataset["input_ids"] == first.train_dataset["input_ids"]
+    assert second.train_dataset["labels"] == first.train_dataset["labels"]
+    # other chains (one dropped): a new key, built afresh, not the stale examples
+    chains = tmp_path / "fewer.jsonl"
+    lines = (workdir / "teacher" / "chains.jsonl").read_text().splitlines(keepends=True)
+    chains.write_text("".join(lines[1:]))
+    _, stats = build_sft_trainer(_config(workdir, tiny_chat_model, out=str(tmp_path / "cached"), chains=str(chains)))
+    assert stats["examples_cache"] == "written" and stats["examples"] == 3
+    assert len(list((tmp_path / "cached").glob("examples-*.json"))) == 2
+    cache.write_text("{not json")  # a damaged cache is rebuilt, never trusted
+    _, stats = build_sft_trainer(config)
+    assert stats["examples_cache"] == "written" and stats["examples"] == 4
+
+
 def test_sft_trains_a_qwen3_student(workdir, tmp_path):
     qwen = make_tiny_chat_model(tmp_path / "qwen3", arch="qwen3")
     trainer, _ = build_sft_trainer(_config(workdir, qwen, out=str(tmp_path / "run"), max_steps=1, warmup_ratio=0.0))

@@ -23,7 +23,11 @@ truncated, so no example loses its answer.
 
 Training is resumable: rerunning with the same ``out`` continues from the last
 ``checkpoint-*`` (HF Trainer ``resume_from_checkpoint``). Outputs: ``out/adapter`` (the
-LoRA adapter), ``out/resolved_config.yaml``, ``out/sft_stats.json``.
+LoRA adapter), ``out/resolved_config.yaml``, ``out/sft_stats.json``, and
+``out/examples-<key>.json``, the tokenised examples (building them for 20,000 chains takes
+minutes; a resumed run reads them back). The key hashes the data files (path, size, mtime),
+the tokenizer, the prompt settings and the source of the code that builds a prompt, so a
+change to any of them builds afresh instead of training on stale examples.
 
 Departures from the paper: CPU-sized defaults (see :mod:`fastreasonseg.distill.config`);
 the paper does not say whether its SFT masks tool results; we do, as the issue requires.
@@ -127,6 +131,42 @@ def build_sft_examples(items: Iterable[Any], chains: dict[str, list[str]], token
     return SFTData(examples=examples, stats=stats)
 
 
+def _examples_key(config: SFTRunConfig, files: list[str | Path]) -> str:
+    """The cache key of the tokenised examples (module docstring); the model settings name the tokenizer."""
+    import hashlib
+
+    from fastreasonseg.reasoning import prompt as prompt_module
+    from fastreasonseg.twin import serialize as serialize_module
+
+    parts: dict[str, Any] = {"files": [], "code": [],
+                             "settings": [config.model, config.gguf_file, config.prompt, config.max_length,
+                                          config.few_shot, config.twin_max_tokens, config.limit]}
+    for file in files:
+        stat = Path(file).stat()
+        parts["files"].append([str(Path(file).resolve()), stat.st_size, stat.st_mtime_ns])
+    for module in (prompt_module, serialize_module, __import__(__name__, fromlist=["_"])):
+        parts["code"].append(hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest())
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cached_examples(path: Path, build: Any) -> SFTData:
+    """The examples stored at ``path``, or ``build()``'s, stored there atomically for the next run."""
+    from fastreasonseg.io import atomic_path
+
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            return SFTData(examples=stored["examples"], stats={**stored["stats"], "examples_cache": "read"})
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged cache is rebuilt, never trusted
+    data = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"stats": data.stats, "examples": data.examples}), encoding="utf-8")
+    data.stats["examples_cache"] = "written"
+    return data
+
+
 def last_checkpoint(folder: str | Path) -> str | None:
     """The newest ``checkpoint-N`` folder under ``folder`` (what ``resume_from_checkpoint`` needs), or None."""
     folder = Path(folder)
@@ -155,15 +195,24 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
     if config.threads:
         torch.set_num_threads(config.threads)
     # The data first: a missing or empty file must be said before minutes of model loading.
-    source = load_items(config.items) if items is None else items
     chains = kept_chains(config.chains)
     if not chains:
         raise FrsError(f"no kept chains in {config.chains}; run `frs teacher` first (or lower its iou_threshold)")
+    cache = None
+    if items is None:  # items from a file: the tokenised examples are cached under out/
+        if not Path(config.items).exists():
+            load_items(config.items)  # raises the one "does not exist" message
+        cache = Path(config.out) / f"examples-{_examples_key(config, [config.items, config.chains])}.json"
+    source = items if items is not None else (None if cache.is_file() else load_items(config.items))
     # A given adapter is loaded trainable and trained further (its own LoRA shape wins over lora_*).
     model, tokenizer = load_policy(config.model, config.gguf_file, config.dtype, adapter=config.adapter)
-    data = build_sft_examples(source, chains, tokenizer,
-                              max_length=config.max_length, few_shot=config.few_shot,
-                              twin_max_tokens=config.twin_max_tokens, limit=config.limit, prompt=config.prompt)
+
+    def build() -> SFTData:
+        return build_sft_examples(source if source is not None else load_items(config.items), chains, tokenizer,
+                                  max_length=config.max_length, few_shot=config.few_shot,
+                                  twin_max_tokens=config.twin_max_tokens, limit=config.limit, prompt=config.prompt)
+
+    data = build() if cache is None else cached_examples(cache, build)
     if not data.examples:
         raise FrsError(f"no SFT examples: {data.stats}. Check that the chains' item ids are in {config.items} "
                        f"and that max_length={config.max_length} fits the prompts")
