@@ -196,6 +196,16 @@ def test_grammar_follows_the_rollout_state() -> None:
     assert 'oid ::= "3" | "8" | "9"' in backend.requests[0].extra["grammar"]
 
 
+def test_a_repeated_plan_leaves_only_the_answer_open() -> None:
+    other = '<plan>[{"tool": "attributes", "args": {"ids": [9]}}]</plan>'
+    backend = GrammarBackend([REASON + PLAN_TEXT, other, PLAN_TEXT, "<answer>[3]</answer>"])
+    result = RolloutEngine(backend, RolloutConfig(max_tool_rounds=5)).run(scene(), "q")
+    roots = [r.extra["grammar"].splitlines()[0] for r in backend.requests]
+    # a new plan keeps tools open; the same calls as round 1 again close them
+    assert roots[1:] == ["root ::= (plan | answer)", "root ::= (plan | answer)", "root ::= answer"]
+    assert result.answer_ids == [3] and len(result.rounds) == 3
+
+
 def test_unconstrained_config_sends_no_grammar() -> None:
     backend = GrammarBackend([REASON + "<answer>[3]</answer>"])
     RolloutEngine(backend, RolloutConfig(constrained=False)).run(scene(), "q")

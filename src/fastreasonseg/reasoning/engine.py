@@ -22,7 +22,9 @@ warm for the resume after ``</plan>``.
 
 Departures from the paper: the paper fixes neither the budgets nor what happens on a
 malformed plan; here a malformed plan gets an error entry in ``<results>`` so the model can
-still answer, and the limits are configurable (:class:`RolloutConfig`).
+still answer, and the limits are configurable (:class:`RolloutConfig`). Under a grammar, a
+plan that repeats an earlier one (a small model's loop: same calls, same results) leaves
+only ``<answer>`` open, so the tokens of further identical rounds are not spent.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ class _Rollout:
         seed = None if self.config.seed is None else self.config.seed + self.calls
         extra = {}
         if self.grammar is not None:
-            no_rounds_left = len(self.rounds) >= self.config.max_tool_rounds
+            no_rounds_left = len(self.rounds) >= self.config.max_tool_rounds or self._repeated_plan()
             if not self.text:
                 state = "start_answer_only" if no_rounds_left else "start"
             else:
@@ -200,6 +202,12 @@ class _Rollout:
         return GenerationRequest(messages=self.messages, assistant_prefix=self.text, stop=STOP_STRINGS,
                                  max_new_tokens=min(self.config.max_new_tokens_per_turn, remaining),
                                  temperature=self.config.temperature, seed=seed, extra=extra)
+
+    def _repeated_plan(self) -> bool:
+        """Whether the last plan repeats an earlier one: its results are already in the text, so only the answer may follow."""
+        if len(self.rounds) < 2 or self.rounds[-1].calls is None:
+            return False
+        return any(r.calls == self.rounds[-1].calls for r in self.rounds[:-1])
 
     def advance(self, generation: Generation, twin: DigitalTwin) -> None:
         self.calls += 1
