@@ -23,7 +23,7 @@ frame; re-detection on key frames with box-overlap matching is this project's ch
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy as np
 from fastreasonseg.perception.components import ComponentSet, object_from_mask, resolve_labels
 from fastreasonseg.perception.config import PerceptionConfig
 from fastreasonseg.perception.detector import Detection
+from fastreasonseg.perception.media import VideoFrame
 from fastreasonseg.perception.ops import box_iou
 from fastreasonseg.twin.core import DigitalTwin, Frame, Source
 from fastreasonseg.twin.masks import mask_box
@@ -87,19 +88,42 @@ class VideoTwinBuilder:
 
         cfg = self.config
         info = probe_video(path)
+        expected = self._expected_frames(info.num_frames)
+        frames: list[Frame] = []
+        source_frames = iter_frames(path, stride=cfg.frame_stride, max_frames=cfg.max_frames)
+        for step, frame in enumerate(self.stream(source_frames, extra_labels=extra_labels, queries=queries,
+                                                 size=(info.height, info.width), name=str(path))):
+            frames.append(frame)
+            if progress is not None:
+                progress(step + 1, expected)
+        last_index = frames[-1].index if frames else -1
+        num_frames = max(info.num_frames, last_index + 1)
+        source = Source(kind="video", width=info.width, height=info.height, num_frames=num_frames, path=str(path),
+                        fps=info.fps)
+        return DigitalTwin(source=source, frames=tuple(frames))
+
+    def stream(self, frames: Iterable[VideoFrame], *, extra_labels: Sequence[str] = (), queries: Sequence[str] = (),
+               size: tuple[int, int] | None = None, name: str = "video") -> Iterator[Frame]:
+        """Twin frames with persistent track ids, one per input frame, each yielded as soon as it is built.
+
+        ``frames`` is any iterable of :class:`~fastreasonseg.perception.media.VideoFrame` (a camera
+        loop, a decoder); ``size`` is (height, width), else the first frame's. Nothing is kept
+        between frames but the live tracks and SAM 2's bounded memory, so a long stream holds
+        flat memory; the caller decides what to keep (:meth:`build` keeps every frame).
+        """
+        cfg = self.config
         labels = resolve_labels(cfg, extra_labels, queries)
         tracker = self.components.tracker
-        tracker.start(info.height, info.width)
         tracks: dict[int, Track] = {}
         next_id = 0
-        frames: list[Frame] = []
-        last_index = -1
-        expected = self._expected_frames(info.num_frames)
-        for step, video_frame in enumerate(iter_frames(path, stride=cfg.frame_stride, max_frames=cfg.max_frames)):
+        for step, video_frame in enumerate(frames):
             image = video_frame.image
-            if image.shape[:2] != (info.height, info.width):
-                raise ValueError(f"{path}: frame {video_frame.index} is {image.shape[1]}x{image.shape[0]}, "
-                                 f"the video is {info.width}x{info.height}")
+            if step == 0:
+                height, width = size or image.shape[:2]
+                tracker.start(height, width)
+            if image.shape[:2] != (height, width):
+                raise ValueError(f"{name}: frame {video_frame.index} is {image.shape[1]}x{image.shape[0]}, "
+                                 f"the video is {width}x{height}")
             results = tracker.step(image)
             if step % cfg.keyframe_interval == 0:
                 next_id = self._discover(image, labels, results, tracks, next_id, step)
@@ -125,14 +149,7 @@ class VideoTwinBuilder:
                 if track.alt_labels:
                     attributes["alt_labels"] = list(track.alt_labels)
                 objects.append(object_from_mask(object_id, track.label, track.score, mask, depth_map, attributes))
-            frames.append(Frame(index=video_frame.index, time=video_frame.time, objects=tuple(objects)))
-            last_index = video_frame.index
-            if progress is not None:
-                progress(step + 1, expected)
-        num_frames = max(info.num_frames, last_index + 1)
-        source = Source(kind="video", width=info.width, height=info.height, num_frames=num_frames, path=str(path),
-                        fps=info.fps)
-        return DigitalTwin(source=source, frames=tuple(frames))
+            yield Frame(index=video_frame.index, time=video_frame.time, objects=tuple(objects))
 
     def _expected_frames(self, source_frames: int) -> int | None:
         if source_frames <= 0:
