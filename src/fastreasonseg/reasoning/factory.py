@@ -41,13 +41,13 @@ def build_engine(reasoner: ReasonerConfig | ReasonerBackend | str | None = None,
     (``max_new_tokens=320``). Raises :class:`~fastreasonseg.errors.FrsError` when the reasoner
     cannot load and ``ValueError`` for an unknown or invalid rollout field.
     """
-    backend = reasoner if isinstance(reasoner, ReasonerBackend) else load_reasoner(_reasoner_config(reasoner))
     config = rollout or RolloutConfig()
-    if overrides:
+    if overrides:  # checked before the model loads: a bad setting must not cost a load
         unknown = sorted(set(overrides) - set(RolloutConfig.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown rollout settings {unknown}; known: {sorted(RolloutConfig.__dataclass_fields__)}")
         config = replace(config, **overrides)
+    backend = reasoner if isinstance(reasoner, ReasonerBackend) else load_reasoner(_reasoner_config(reasoner))
     return RolloutEngine(backend, config, prompt=prompt)
 
 
