@@ -1,7 +1,9 @@
 """Pipeline step 1: what the user gave -> a digital twin (+ the picture behind it) and the query list.
 
 A twin JSON is read and validated; an image, a video or a frame folder goes through
-perception (:func:`fastreasonseg.perception.build_twin`). The source picture is looked up
+perception (:func:`fastreasonseg.perception.build_twin`, or the caller's loaded models through
+``perceive``). In-memory pictures (numpy arrays, PIL images) are checked by :func:`check_image`
+before any model sees them. The source picture is looked up
 for overlays: the input image/video itself, or for a twin JSON its ``source.path`` (absolute,
 relative to the twin file, or to the working directory); a missing picture is no error.
 """
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +30,32 @@ MAX_QUERY_CHARS = 500
 
 class QueryError(FrsError):
     """A request text that cannot be asked (empty, too long, control characters, too many)."""
+
+
+class InputError(FrsError):
+    """A picture, frame or scene that cannot be segmented (wrong type, dtype or shape)."""
+
+
+def check_image(image: Any, *, what: str = "image") -> np.ndarray:
+    """``image`` as an (H, W, 3) uint8 RGB array, or :class:`InputError` saying what is wrong and how to fix it.
+
+    Accepts a numpy array or a PIL image (any mode; converted to RGB as image files are).
+    """
+    if hasattr(image, "convert") and type(image).__module__.startswith("PIL."):
+        image = np.asarray(image.convert("RGB"))
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"{what} must be a numpy array or a PIL image, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        hint = (" (drop the alpha channel: image[..., :3])" if image.ndim == 3 and image.shape[2] == 4 else
+                " (grayscale: np.repeat(image[..., None], 3, axis=2))" if image.ndim == 2 else "")
+        raise InputError(f"{what} must have shape (H, W, 3) RGB, got {image.shape}{hint}")
+    if image.dtype != np.uint8:
+        raise InputError(f"{what} must be uint8 (0-255), got {image.dtype}"
+                         + (" (scale to 0-255 and cast: (image * 255).astype(np.uint8))"
+                            if image.dtype.kind == "f" else ""))
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"{what} is empty: shape {image.shape}")
+    return image
 
 
 def check_queries(queries: Sequence[str], *, max_queries: int = MAX_QUERIES,
@@ -101,8 +129,17 @@ def read_queries(path: str | Path) -> list[str]:
     return queries
 
 
-def load_input(input_path: str | Path, queries: Sequence[str] = ()) -> tuple[DigitalTwin, float, Path | None]:
-    """The twin for a twin JSON, image, video or frame folder; perception time; the source for backgrounds."""
+# perceive(path, kind, queries) -> twin, kind "image" or "video": perception with models the caller keeps loaded.
+Perceive = Callable[[Path, str, Sequence[str]], "DigitalTwin"]
+
+
+def load_input(input_path: str | Path, queries: Sequence[str] = (), *,
+               perceive: Perceive | None = None) -> tuple[DigitalTwin, float, Path | None]:
+    """The twin for a twin JSON, image, video or frame folder; perception time; the source for backgrounds.
+
+    Images and videos go through ``perceive`` when given (the Python API's loaded models),
+    else through :func:`fastreasonseg.perception.build_twin` (models loaded for this call).
+    """
     from fastreasonseg.twin.core import DigitalTwin, TwinValidationError
 
     path = Path(input_path)
@@ -114,12 +151,16 @@ def load_input(input_path: str | Path, queries: Sequence[str] = ()) -> tuple[Dig
         except TwinValidationError as exc:
             raise FrsError(str(exc)) from None
         return twin, 0.0, find_source(twin, path)
-    from fastreasonseg.perception import build_twin
-    from fastreasonseg.perception.media import MediaError
+    from fastreasonseg.perception.media import MediaError, media_kind
 
     start = time.perf_counter()
     try:
-        twin = build_twin(path, queries=list(queries))
+        if perceive is not None:
+            twin = perceive(path, "image" if media_kind(path) == "image" else "video", list(queries))
+        else:
+            from fastreasonseg.perception import build_twin
+
+            twin = build_twin(path, queries=list(queries))
     except MediaError as exc:
         raise FrsError(str(exc)) from None
     return twin, time.perf_counter() - start, path
