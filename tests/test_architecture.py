@@ -92,6 +92,9 @@ def test_layers_the_tree_promises() -> None:
     assert graph["twin"] <= {"io", "errors"}, "twin is the base layer"
     assert "perception" not in graph["reasoning"] and "data" not in graph["reasoning"]
     assert "eval" not in graph["data"] and "distill" not in graph["eval"]
+    # The Python API sits on top of the pipeline; the stages never reach up to it.
+    assert "pipeline" in graph["api"] and not graph["api"] & {"cli", "serve", "eval", "distill"}
+    assert all("api" not in graph[stage] for stage in ("twin", "perception", "reasoning", "data", "pipeline"))
 
 
 def test_no_source_file_is_longer_than_the_limit() -> None:

@@ -49,9 +49,9 @@ def recorder(request, monkeypatch) -> Recorder:
 
 @pytest.mark.parametrize("recorder", ["/adapters/distilled", None], indirect=True, ids=["student", "base"])
 def test_segment_eval_demo_and_serve_send_the_same_prompt(recorder: Recorder, tmp_path: Path) -> None:
+    from fastreasonseg.api.files import segment_file
     from fastreasonseg.eval.demo import DemoConfig, run_demo
     from fastreasonseg.eval.runner import EvalConfig, run_eval
-    from fastreasonseg.pipeline.segment import segment_file
     from fastreasonseg.serve import ServeConfig, build_service
     from fastreasonseg.serve.service import Scene
     from fastreasonseg.twin.core import DigitalTwin

@@ -1,8 +1,15 @@
-"""Bundled demo scenes for the web page: synthetic scenes from fixed seeds, so they need no files or weights.
+"""Bundled demo scenes: synthetic scenes from fixed seeds, so they need no files, weights or network.
 
 Each demo is one image scene from :mod:`fastreasonseg.data.scenes` (noise-free twin) plus its
 flat-shaded picture from :mod:`fastreasonseg.data.render`; they are generated on first use
-(under a second each) and kept, so picking a demo costs no perception.
+(under a second each) and kept, so picking a demo costs no perception. The README's Python
+example and the web page of ``frs serve`` both use them::
+
+    from fastreasonseg import demo_scene
+    demo = demo_scene("kitchen")            # .twin (DigitalTwin), .picture (H, W, 3 uint8), .suggested_query
+
+Departure from the paper: its examples are real photos through perception; these are synthetic
+twins, so they show the reasoning stage alone.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ class DemoScene:
 
 @functools.lru_cache(maxsize=len(DEMOS))
 def demo_scene(name: str) -> DemoScene:
-    """The demo called ``name``; KeyError when there is none."""
+    """The demo called ``name`` (one of :data:`DEMOS`); KeyError naming the choices when there is none."""
+    if name not in DEMOS:
+        raise KeyError(f"no demo scene {name!r}; choose from {', '.join(DEMOS)}")
     import numpy as np
 
     from fastreasonseg.data.render import paint_frame

@@ -8,7 +8,7 @@ Examples::
     frs segment scene.json -q "the red car" --reasoner openai:Qwen/Qwen3-8B@http://localhost:8000/v1
 
 Images and videos go through perception (:func:`fastreasonseg.perception.build_twin`).
-The work is done by :func:`fastreasonseg.pipeline.segment.segment_file`; this module only
+The work is done by :func:`fastreasonseg.api.files.segment_file` (the Python API); this module only
 parses arguments and prints a summary.
 """
 
@@ -44,9 +44,9 @@ def segment_command(
     from rich.console import Console
     from rich.markup import escape
 
+    from fastreasonseg.api.files import segment_file
     from fastreasonseg.errors import FrsError
     from fastreasonseg.pipeline.inputs import read_queries
-    from fastreasonseg.pipeline.segment import segment_file
     from fastreasonseg.reasoning.engine import RolloutConfig
     from fastreasonseg.reasoning.loader import ReasonerConfig
 

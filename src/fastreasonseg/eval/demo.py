@@ -11,8 +11,9 @@ What it does, with a fixed seed so two runs write the same scenes and queries:
    answers come from executable programs (:mod:`fastreasonseg.data.queries`): semantic and
    spatial on the image, temporal on the video;
 2. loads the reasoner (``default`` = the embedded SmolLM2-135M student, GGUF shipped in a
-   wheel, plus the distilled adapter shipped in the package) and answers every query of a scene
-   with one :func:`fastreasonseg.pipeline.segment.segment_twin`, so the twin prefix is encoded once per scene;
+   wheel, plus the distilled adapter shipped in the package) through the Python API
+   (:class:`fastreasonseg.api.ReasoningSegmenter`, the path ``frs segment`` and ``frs serve`` take)
+   and asks every query of a scene with one ``ask_many``, so the twin prefix is encoded once per scene;
 3. scores each answer with the project's one scorer (:func:`fastreasonseg.eval.scoring.score_answer`,
    mask IoU; correct = IoU > 0.5, the paper's accuracy threshold) and writes, per query,
    ``result.json`` (the ``frs segment`` contract), ``score.json`` (truth, IoU, the full rollout
@@ -206,10 +207,10 @@ def run_demo(config: DemoConfig, backend: ReasonerBackend | None = None, *, log:
     ``backend`` overrides loading ``config.reasoner`` (a caller that already holds a model);
     ``log`` is a callable taking one status line (the CLI prints them).
     """
+    from fastreasonseg.api.segmenter import ReasoningSegmenter
     from fastreasonseg.data.render import render_item
     from fastreasonseg.eval.scoring import score_answer
-    from fastreasonseg.pipeline.segment import segment_twin
-    from fastreasonseg.reasoning.factory import build_engine
+    from fastreasonseg.pipeline.inputs import MAX_QUERIES
     from fastreasonseg.reasoning.loader import ReasonerConfig
 
     say = log or (lambda _line: None)
@@ -229,8 +230,9 @@ def run_demo(config: DemoConfig, backend: ReasonerBackend | None = None, *, log:
 
     reasoner = backend or ReasonerConfig(spec=config.reasoner, adapter=config.adapter, backend=config.backend,
                                          threads=config.threads)
-    engine = build_engine(reasoner, twin_max_tokens=config.twin_max_tokens, max_new_tokens=config.max_new_tokens)
-    backend = engine.backend
+    segmenter = ReasoningSegmenter.from_pretrained(reasoner, twin_max_tokens=config.twin_max_tokens,
+                                                   max_new_tokens=config.max_new_tokens)
+    backend = segmenter.engine.backend
     loaded = time.perf_counter()
     say(f"loaded reasoner {config.reasoner!r} ({type(backend).__name__}, adapter: {backend.adapter}) "
         f"in {loaded - scenes_done:.1f} s")
@@ -238,7 +240,9 @@ def run_demo(config: DemoConfig, backend: ReasonerBackend | None = None, *, log:
     results: list[DemoQueryResult] = []
     for demo_scene in scenes:
         twin = demo_scene.scene.twin
-        segmented = segment_twin(twin, [q.text for q in demo_scene.queries], engine)
+        texts = [q.text for q in demo_scene.queries]  # at most MAX_QUERIES per call, like every caller
+        segmented = [answer for first in range(0, len(texts), MAX_QUERIES)
+                     for answer in segmenter.ask_many(texts[first:first + MAX_QUERIES], scene=twin)]
         for query, answered in zip(demo_scene.queries, segmented, strict=True):
             rollout = answered.rollout
             index = len(results) + 1

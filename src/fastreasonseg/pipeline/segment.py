@@ -1,10 +1,13 @@
-"""Pipeline steps 2-4: twin -> engine -> answers -> masks -> files; :func:`segment_file` is all of ``frs segment``.
+"""Pipeline steps 2-4: twin -> engine -> answers -> masks -> files.
 
 The path of one request (``frs segment scene.json -q "the nearest cup"``)::
 
-    cli/segment.py            parse arguments, check the output folder, print the summary
+    cli/segment.py            parse arguments, print the summary
+    api/files.py              segment_file: check queries and the output folder, then the steps below
     pipeline/inputs.py        load_input: twin JSON (validated) or image/video -> perception -> twin
-    reasoning/factory.py      build_engine: load the reasoner, resolve the rollout config
+    api/segmenter.py          ReasoningSegmenter: from_pretrained -> reasoning/factory.build_engine
+                              (load the reasoner, resolve the rollout config); set_scene; ask_many
+    pipeline/segment.py       segment_twin: every caller's one path from queries to answer masks
     reasoning/engine.py       run_many: prompt (reasoning/prompt.py) -> generate -> pause at </plan>
                               -> DT tools (twin/tools) -> <results> -> resume -> parse (protocol.py)
     pipeline/segment.py       answer_frames: union of the answer ids' masks per frame (COCO RLE)
@@ -24,8 +27,7 @@ nothing there), every frame of the twin gets an entry, and the files are:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,59 +121,3 @@ def write_outputs(out_dir: str | Path, twin: DigitalTwin, results: Sequence[Segm
             except Exception as exc:
                 paths.warnings.append(f"overlay {stem} not written: {type(exc).__name__}: {exc}")
     return paths
-
-
-@dataclass
-class SegmentReport:
-    """What :func:`segment_file` did: the twin, one result per query, and the files written."""
-
-    twin: DigitalTwin
-    results: list[SegmentResult]
-    paths: OutputPaths
-    reasoner: str
-    load_s: float = 0.0
-
-    def labels(self, object_ids: Iterable[int]) -> list[tuple[int, str]]:
-        out = []
-        for object_id in object_ids:
-            try:
-                out.append((object_id, self.twin.object(object_id).label))
-            except KeyError:
-                out.append((object_id, "?"))
-        return out
-
-
-def segment_file(input_path: str | Path, queries: Sequence[str], out_dir: str | Path, reasoner: Any = None,
-                 rollout: Any = None, *, overlays: bool = True,
-                 log: Callable[[str], None] | None = None) -> SegmentReport:
-    """The whole ``frs segment``: input -> twin -> reasoner -> masks -> files.
-
-    ``reasoner`` is a :class:`~fastreasonseg.reasoning.loader.ReasonerConfig` (or a spec
-    string), ``rollout`` a :class:`~fastreasonseg.reasoning.engine.RolloutConfig`; the engine
-    comes from :func:`~fastreasonseg.reasoning.factory.build_engine`, whose rules decide the prompt.
-    """
-    from fastreasonseg.pipeline.inputs import check_output_folder, check_queries, load_backgrounds, load_input
-    from fastreasonseg.reasoning.factory import build_engine
-
-    say = log or (lambda _line: None)
-    queries = check_queries(queries)
-    check_output_folder(out_dir)  # before any work: a bad --out must not cost the reasoning
-    twin, perception_s, source = load_input(input_path, queries)
-    say(f"twin: {twin.source.kind}, {len(twin.frames)} frame(s), {len(twin.track_ids)} object(s)"
-        + (f" (perception {perception_s:.1f} s)" if perception_s else ""))
-    start = time.perf_counter()
-    engine = build_engine(reasoner, rollout)
-    backend = engine.backend
-    load_s = time.perf_counter() - start
-    say(f"reasoner: {backend.name}" + (f" + adapter {backend.adapter}" if backend.adapter else " (few-shot prompt)")
-        + f", loaded in {load_s:.1f} s")
-    try:
-        results = segment_twin(twin, queries, engine, perception_s=perception_s)
-    finally:
-        backend.close()
-    backgrounds = load_backgrounds(twin, source) if overlays else {}
-    paths = write_outputs(out_dir, twin, results, backgrounds=backgrounds, reasoner=backend.name,
-                          config=engine.config, overlays=overlays)
-    for warning in paths.warnings:
-        say(f"warning: {warning}")
-    return SegmentReport(twin=twin, results=results, paths=paths, reasoner=backend.name, load_s=load_s)

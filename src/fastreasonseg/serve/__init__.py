@@ -7,7 +7,8 @@ Public API::
     app = create_app(service)                                           # FastAPI app; uvicorn runs it
     serve(ServeConfig(port=8000))                                       # both, and blocks
 
-Tests build :class:`~fastreasonseg.serve.service.SegmentService` directly around a
+Reasoning goes through the Python API (:class:`fastreasonseg.api.ReasoningSegmenter`).
+Tests build :class:`~fastreasonseg.serve.service.SegmentService` directly around an
 engine from :func:`~fastreasonseg.reasoning.factory.build_engine` with a scripted backend and a stand-in
 perceiver. Web stack: FastAPI + uvicorn (the ``serve`` extra); the page is plain HTML/JS
 served from ``serve/static`` (no framework, no CDN). The Python client is
@@ -30,14 +31,14 @@ __all__ = ["ServeConfig", "build_service", "create_app", "serve"]
 
 def build_service(config: ServeConfig | None = None, reasoner: ReasonerConfig | None = None,
                   rollout: RolloutConfig | None = None, *, perceiver: Any = None) -> SegmentService:
-    """Load the reasoner (once) and wrap it in a service. Raises FrsError when the reasoner cannot load."""
-    from fastreasonseg.reasoning.factory import build_engine
+    """Load the reasoner (once, through the Python API) and wrap it in a service. FrsError when it cannot load."""
+    from fastreasonseg.api.segmenter import ReasoningSegmenter
     from fastreasonseg.reasoning.loader import ReasonerConfig
     from fastreasonseg.serve.service import SegmentService
 
     reasoner = reasoner or ReasonerConfig()
-    return SegmentService(build_engine(reasoner, rollout), config or ServeConfig(), perceiver=perceiver,
-                          reasoner_name=reasoner.spec)
+    segmenter = ReasoningSegmenter.from_pretrained(reasoner, rollout=rollout)
+    return SegmentService(segmenter, config or ServeConfig(), perceiver=perceiver, reasoner_name=reasoner.spec)
 
 
 def create_app(service: SegmentService) -> Any:

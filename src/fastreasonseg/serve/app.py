@@ -307,7 +307,7 @@ def create_app(service: SegmentService) -> "FastAPI":
 
     @app.get("/v1/demos", response_model=list[DemoInfo])
     async def demos() -> list[DemoInfo]:
-        from fastreasonseg.serve.demos import DEMOS
+        from fastreasonseg.api.demos import DEMOS
 
         return [DemoInfo(name=name, scene_type=spec[0], suggested_query=spec[2]) for name, spec in DEMOS.items()]
 
@@ -338,7 +338,7 @@ def service_info(service: SegmentService) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     import fastreasonseg
-    from fastreasonseg.serve.demos import DEMOS
+    from fastreasonseg.api.demos import DEMOS
 
     def package_version(name: str) -> str | None:
         try:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from fastreasonseg.api.segmenter import ReasoningSegmenter
     from fastreasonseg.reasoning.engine import RolloutEngine
     from fastreasonseg.twin.core import DigitalTwin
 
@@ -105,12 +106,21 @@ class DefaultPerceiver:
 
 
 class SegmentService:
-    """Everything a request needs, built once. Thread-safe; jobs run on one worker thread."""
+    """Everything a request needs, built once. Thread-safe; jobs run on one worker thread.
 
-    def __init__(self, engine: RolloutEngine, config: ServeConfig | None = None, *,
+    Reasoning goes through the Python API (:class:`~fastreasonseg.api.segmenter.ReasoningSegmenter`,
+    the same path as ``frs segment``); ``engine`` may be an engine or a built segmenter.
+    """
+
+    def __init__(self, engine: RolloutEngine | ReasoningSegmenter, config: ServeConfig | None = None, *,
                  perceiver: Perceiver | None = None, reasoner_name: str | None = None):
-        self.engine = engine
+        from fastreasonseg.api.segmenter import ReasoningSegmenter
+
         self.config = config or ServeConfig()
+        self.segmenter = engine if isinstance(engine, ReasoningSegmenter) else ReasoningSegmenter(engine)
+        self.segmenter.max_queries = self.config.max_queries
+        self.segmenter.max_query_chars = self.config.max_query_chars
+        engine = self.segmenter.engine
         self.perceiver = perceiver if perceiver is not None else DefaultPerceiver()
         self.reasoner_name = reasoner_name or getattr(engine.backend, "name", type(engine.backend).__name__)
         self.started = time.time()
@@ -121,6 +131,10 @@ class SegmentService:
         self._running = 0
         self._scenes: collections.OrderedDict[str, Scene] = collections.OrderedDict()
         self.counters = collections.Counter()
+
+    @property
+    def engine(self) -> RolloutEngine:
+        return self.segmenter.engine
 
     # ------------------------------------------------------------------ life cycle
 
@@ -237,7 +251,7 @@ class SegmentService:
         return scene
 
     def demo_scene(self, name: str) -> Scene:
-        from fastreasonseg.serve.demos import DEMOS, demo_scene
+        from fastreasonseg.api.demos import DEMOS, demo_scene
 
         if name not in DEMOS:
             raise UploadError(404, f"no demo scene {name!r}; choose from {', '.join(DEMOS)}")
@@ -254,16 +268,16 @@ class SegmentService:
 
     def segment(self, scene: Scene, queries: Sequence[str], *, overlay: bool = False) -> list[dict[str, Any]]:
         """Run every query on the scene's twin (one shared prefix) and build result.json dicts. Worker thread."""
-        from fastreasonseg.pipeline.segment import segment_twin
+        from fastreasonseg.api.segmenter import Scene as ApiScene
         from fastreasonseg.serve.results import overlay_png, png_base64, segment_result
 
+        # Perception is paid once per request (and not at all for a cached scene): the API charges it to the first query.
+        asked = ApiScene(twin=scene.twin, perception_s=0.0 if scene.cached else scene.perception_s)
         results = []
-        for index, segmented in enumerate(segment_twin(scene.twin, list(queries), self.engine)):
-            # Perception is paid once per request (and not at all for a cached scene): charge it to the first query.
-            segmented.perception_s = scene.perception_s if index == 0 and not scene.cached else 0.0
-            result = segment_result(segmented)
+        for answer in self.segmenter.ask_many(list(queries), scene=asked):
+            result = segment_result(answer.segment)
             if overlay:
-                result["overlay_png"] = png_base64(overlay_png(scene.twin, scene.picture, segmented.object_ids))
+                result["overlay_png"] = png_base64(overlay_png(scene.twin, scene.picture, answer.object_ids))
             results.append(result)
         self.counters["queries"] += len(results)
         return results
