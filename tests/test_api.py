@@ -250,26 +250,31 @@ def test_supervision_round_trips_boxes_and_masks() -> None:
 # --------------------------------------------------------------------------- stream
 
 
-def test_stream_keeps_ids_across_frames_and_memory_flat_over_100_frames(tiny_perception) -> None:
+def moving_squares(t: int) -> dict[str, tuple[int, int, int, int]]:
+    """Truth boxes at frame t: a red square ('cup') bouncing left and right, a blue one ('knife') drifting."""
+    x = 4 + abs((3 * t) % 120 - 60)
+    y = 30 + abs(t % 40 - 20) // 4
+    return {"red": (x, 6, x + 14, 20), "blue": (76 - abs(t % 60 - 30), y, 88 - abs(t % 60 - 30), y + 12)}
+
+
+def render_squares(t: int) -> np.ndarray:
+    from test_perception_video import BLUE, HEIGHT, RED, WIDTH
+
+    image = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+    for color, (x1, y1, x2, y2) in moving_squares(t).items():
+        image[y1:y2, x1:x2] = RED if color == "red" else BLUE
+    return image
+
+
+def oracle_video_segmenter(tiny_perception) -> tuple[ReasoningSegmenter, NamedBackend, object]:
+    """The real streaming SAM 2 tracker (outputs replaced by :func:`moving_squares`), OWLv2 at its raw outputs."""
     from fastreasonseg.api import Perception
     from fastreasonseg.perception import VideoTwinBuilder
     from fastreasonseg.perception.tracker import Sam2VideoTracker
-    from test_perception_video import BLUE, HEIGHT, RED, WIDTH, ColorDetector, OracleSam2Video
-
-    def truth(t: int) -> dict[str, tuple[int, int, int, int]]:
-        """A red square ('cup') bouncing left and right, a blue one ('knife') drifting left and back."""
-        x = 4 + abs((3 * t) % 120 - 60)
-        y = 30 + abs(t % 40 - 20) // 4
-        return {"red": (x, 6, x + 14, 20), "blue": (76 - abs(t % 60 - 30), y, 88 - abs(t % 60 - 30), y + 12)}
-
-    def render(t: int) -> np.ndarray:
-        image = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
-        for color, (x1, y1, x2, y2) in truth(t).items():
-            image[y1:y2, x1:x2] = RED if color == "red" else BLUE
-        return image
+    from test_perception_video import ColorDetector, OracleSam2Video
 
     class Oracle(OracleSam2Video):
-        scene_fn = staticmethod(truth)
+        scene_fn = staticmethod(moving_squares)
 
     config = tiny_perception.with_overrides(score_threshold=0.3, keyframe_interval=4, max_missing_frames=1,
                                             min_mask_area=4)
@@ -277,6 +282,27 @@ def test_stream_keeps_ids_across_frames_and_memory_flat_over_100_frames(tiny_per
     builder = VideoTwinBuilder(config, detector=ColorDetector(score_threshold=0.3), tracker=tracker, depth=None)
     backend = NamedBackend()
     seg = ReasoningSegmenter.from_pretrained(backend, perception=Perception(config, video_builder=builder))
+    return seg, backend, tracker
+
+
+def test_video_frames_in_memory_are_a_video_scene(tiny_perception) -> None:
+    seg, _, _ = oracle_video_segmenter(tiny_perception)
+    scene = seg.set_scene(np.stack([render_squares(t) for t in range(12)]), fps=10.0)  # (T, H, W, 3)
+    twin = scene.twin
+    assert twin.is_video and [f.index for f in twin.frames] == list(range(12)) and twin.source.fps == 10.0
+    assert [f.time for f in twin.frames] == pytest.approx([t / 10 for t in range(12)])
+    assert len(twin.track_ids) == 2  # two squares, one id each over all frames
+    result = seg.ask("the knife")
+    assert result.masks.shape == (12, 64, 96) and result.boxes.shape == (12, 1, 4)
+    for t in range(12):
+        assert result.boxes[t, 0].tolist() == pytest.approx(moving_squares(t)["blue"], abs=1.0)
+
+
+def test_stream_keeps_ids_across_frames_and_memory_flat_over_100_frames(tiny_perception) -> None:
+    from test_perception_video import HEIGHT, WIDTH
+
+    truth, render = moving_squares, render_squares
+    seg, backend, tracker = oracle_video_segmenter(tiny_perception)
 
     frames = (render(t) for t in range(100))  # a generator: the stream never holds the video
     knife_ids, traced, stored, live_frames = set(), {}, {}, {}
