@@ -195,13 +195,13 @@ def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = Non
     if config.threads:
         torch.set_num_threads(config.threads)
     # The data first: a missing or empty file must be said before minutes of model loading.
+    if items is None and not Path(config.items).exists():
+        load_items(config.items)  # raises the one "does not exist" message
     chains = kept_chains(config.chains)
     if not chains:
         raise FrsError(f"no kept chains in {config.chains}; run `frs teacher` first (or lower its iou_threshold)")
     cache = None
     if items is None:  # items from a file: the tokenised examples are cached under out/
-        if not Path(config.items).exists():
-            load_items(config.items)  # raises the one "does not exist" message
         cache = Path(config.out) / f"examples-{_examples_key(config, [config.items, config.chains])}.json"
     source = items if items is not None else (None if cache.is_file() else load_items(config.items))
     # A given adapter is loaded trainable and trained further (its own LoRA shape wins over lora_*).
