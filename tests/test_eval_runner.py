@@ -126,6 +126,24 @@ def test_resuming_with_another_config_is_refused(synth_items, tmp_path):
                  RolloutEngine(_scripted(items)))
 
 
+
+def test_disabled_tools_are_checked_and_an_older_config_without_them_resumes(synth_items, tmp_path):
+    items = _items(synth_items)
+    run_eval(EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path), limit=1),
+             RolloutEngine(_scripted(items)))
+    saved = tmp_path / "config.json"
+    older = json.loads(saved.read_text())
+    del older["disabled_tools"]  # written before the field existed
+    saved.write_text(json.dumps(older))
+    assert EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path), limit=1).differs_from(older) == []
+    ablation = EvalConfig(benchmark="synthetic", items=str(synth_items), out=str(tmp_path), disabled_tools=["knowledge"])
+    assert ablation.differs_from(older) == ["disabled_tools"]
+    with pytest.raises(ValueError, match="not tools"):
+        EvalConfig(benchmark="synthetic", items=str(synth_items), disabled_tools=["teleport"])
+    with pytest.raises(ValueError, match="calls none"):
+        EvalConfig(benchmark="synthetic", items=str(synth_items), reasoner="chance", disabled_tools=["knowledge"])
+
+
 H, W = 8, 10
 
 

@@ -249,3 +249,17 @@ def test_twin_text_cache_follows_the_twin_object() -> None:
     text = engine.twin_text(other)
     assert "giraffe" in text and "cup" in first and text != first
     assert engine.twin_text(other) is text  # same object: served from the cache
+
+
+def test_a_disabled_tool_is_left_out_of_the_grammar_and_not_run() -> None:
+    call = '<plan>[{"tool": "knowledge", "args": {"about": "drink from"}}]</plan>'
+    backend = GrammarBackend([REASON + call, "<answer>[3]</answer>"])
+    result = RolloutEngine(backend, RolloutConfig(prompt="v2", disabled_tools=("knowledge",))).run(scene(), "q")
+    assert "knowledge" not in backend.requests[0].extra["grammar"]
+    assert result.rounds[0].results == [{"tool": "knowledge", "ok": False,
+                                         "error": "the tool 'knowledge' is switched off in this run"}]
+    on = GrammarBackend([REASON + "<answer>[3]</answer>"])
+    RolloutEngine(on, RolloutConfig(prompt="v2")).run(scene(), "q")
+    assert '\\"knowledge\\"' in on.requests[0].extra["grammar"]  # the tool-name literal, JSON-escaped
+    with pytest.raises(ValueError, match="unknown tools"):
+        RolloutConfig(disabled_tools=("teleport",))

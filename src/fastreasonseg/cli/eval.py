@@ -31,6 +31,8 @@ def eval_command(
     max_new_tokens: Annotated[int, typer.Option(help="generated-token budget per query")] = 640,
     max_tool_rounds: Annotated[int, typer.Option(help="tool rounds per query (0 = no tools: the static-twin "
                                                       "ablation)")] = 3,
+    disable_tool: Annotated[list[str] | None, typer.Option(help="switch a tool off, e.g. knowledge (repeatable): "
+                                                                 "the 'without the tool' ablation")] = None,
     option: Annotated[list[str] | None, typer.Option(help="loader option KEY=JSON_VALUE (repeatable)")] = None,
 ) -> None:
     """Evaluate a reasoner on a benchmark: samples.jsonl (resumable), summary.json/.md and plots."""
@@ -52,7 +54,8 @@ def eval_command(
         config = EvalConfig(benchmark=benchmark, root=str(root) if root else None, items=str(items) if items else None,
                             split=split, reasoner=reasoner, adapter=adapter, backend=backend, threads=threads,
                             perception=perception, out=str(out), limit=limit, twin_max_tokens=twin_max_tokens,
-                            max_new_tokens=max_new_tokens, max_tool_rounds=max_tool_rounds, options=options)
+                            max_new_tokens=max_new_tokens, max_tool_rounds=max_tool_rounds,
+                            disabled_tools=list(disable_tool or []), options=options)
     except ValueError as exc:
         raise FrsError(str(exc)) from None
     console = Console()

@@ -39,7 +39,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,7 @@ class EvalConfig:
     twin_max_tokens: int | None = DEFAULT_TWIN_TOKENS
     max_new_tokens: int = 640
     max_tool_rounds: int = 3  # 0 = the "no tools / static twin" ablation: reason, then answer
+    disabled_tools: list[str] = field(default_factory=list)  # e.g. ["knowledge"]: the "without the tool" ablation
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,10 +99,24 @@ class EvalConfig:
                              "use it with --benchmark synthetic")
         if self.max_tool_rounds < 0:
             raise ValueError(f"max_tool_rounds must be >= 0, got {self.max_tool_rounds}")
+        from fastreasonseg.twin.tools import TOOLS
+
+        self.disabled_tools = sorted(set(self.disabled_tools))
+        unknown = [t for t in self.disabled_tools if t not in TOOLS]
+        if unknown:
+            raise ValueError(f"disabled tools {unknown} are not tools; tools: {', '.join(TOOLS)}")
+        if self.disabled_tools and self.reasoner in (PROGRAMMATIC, CHANCE):
+            raise ValueError(f"--disable-tool switches tools off for a model; the {self.reasoner} reasoner calls none")
 
     def differs_from(self, other: dict[str, Any]) -> list[str]:
-        mine = asdict(self)
-        return [k for k in mine if k not in RESUMABLE_FIELDS and mine[k] != other.get(k)]
+        """Fields that differ from a saved config (a field the saved one predates counts as its default)."""
+        mine, defaults = asdict(self), {f.name: f for f in fields(self)}
+
+        def default(key: str) -> Any:
+            f = defaults[key]
+            return f.default_factory() if f.default_factory is not MISSING else f.default
+
+        return [k for k in mine if k not in RESUMABLE_FIELDS and mine[k] != other.get(k, default(k))]
 
 
 @dataclass
@@ -536,4 +551,4 @@ def load_engine(config: EvalConfig) -> Any:
     reasoner = ReasonerConfig(spec=config.reasoner, adapter=config.adapter, backend=config.backend,
                               threads=config.threads)
     return build_engine(reasoner, twin_max_tokens=config.twin_max_tokens, max_new_tokens=config.max_new_tokens,
-                        max_tool_rounds=config.max_tool_rounds)
+                        max_tool_rounds=config.max_tool_rounds, disabled_tools=tuple(config.disabled_tools))

@@ -70,6 +70,9 @@ class RolloutConfig:
     ``constrained``: on backends that support grammars (llama.cpp), decode under the
     protocol grammar of :mod:`fastreasonseg.reasoning.grammar` (reason at most
     ``reason_chars`` characters, registered tools only, the twin's ids only); ignored elsewhere.
+    ``disabled_tools``: registered tools switched off for this run (ablations such as "without
+    the knowledge tool"): left out of the prompt and the grammar, and a call to one gets an
+    error result instead of running.
     :meth:`resolved` fills the ``None`` fields for a backend; the engine runs on the resolved config.
     """
 
@@ -83,8 +86,15 @@ class RolloutConfig:
     twin_max_tokens: int | None = DEFAULT_TWIN_TOKENS
     constrained: bool = True
     reason_chars: int = 300
+    disabled_tools: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from fastreasonseg.twin.tools import TOOLS
+
+        self.disabled_tools = tuple(self.disabled_tools)
+        unknown = [t for t in self.disabled_tools if t not in TOOLS]
+        if unknown:
+            raise ValueError(f"disabled_tools names unknown tools {unknown}; tools: {', '.join(TOOLS)}")
         if self.max_tool_rounds < 0:
             raise ValueError(f"max_tool_rounds must be >= 0, got {self.max_tool_rounds}")
         per_turn = self.max_new_tokens_per_turn
@@ -162,14 +172,17 @@ def error_results(message: str) -> list[dict[str, Any]]:
     return [{"tool": None, "ok": False, "error": message}]
 
 
-def execute_plan(twin: DigitalTwin, plan_text: str) -> tuple[list | None, list]:
-    """Parse a plan's JSON and run it on the twin; unusable JSON becomes an error entry, never an exception."""
+def execute_plan(twin: DigitalTwin, plan_text: str, disabled: tuple[str, ...] = ()) -> tuple[list | None, list]:
+    """Parse a plan's JSON and run it on the twin; unusable JSON becomes an error entry, never an exception.
+
+    Calls to ``disabled`` tools are not run: each gets an error result saying the tool is off.
+    """
     from fastreasonseg.twin.tools import run_plan
 
     calls, failures = parse_plan(plan_text)
     if calls is None:
         return None, error_results(failures[0].message if failures else "plan is not a JSON list of calls")
-    return calls, list(run_plan(twin, calls))
+    return calls, list(run_plan(twin, calls, disabled))
 
 
 class _Rollout:
@@ -231,7 +244,7 @@ class _Rollout:
             if plan_text is None:
                 calls, results = None, error_results("</plan> without a matching <plan>")
             else:
-                calls, results = execute_plan(twin, plan_text)
+                calls, results = execute_plan(twin, plan_text, self.config.disabled_tools)
             self.rounds.append(ToolRound(plan_text=plan_text or "", calls=calls, results=results))
             self.text += results_block(results)
             if self.new_tokens >= self.config.max_new_tokens:
@@ -283,7 +296,8 @@ class RolloutEngine:
 
         self.backend = backend
         self.config = (config or RolloutConfig()).resolved(backend)
-        self.prompt = prompt or PromptBuilder(few_shot=bool(self.config.few_shot), style=self.config.prompt or "v1")
+        self.prompt = prompt or PromptBuilder(few_shot=bool(self.config.few_shot), style=self.config.prompt or "v1",
+                                              disabled_tools=self.config.disabled_tools)
         self._twin_text_cache: tuple[DigitalTwin, str] | None = None
 
     def twin_text(self, twin: DigitalTwin) -> str:
@@ -335,7 +349,7 @@ class RolloutEngine:
             from fastreasonseg.reasoning.grammar import rollout_grammar
 
             ids, video, chars = twin.track_ids, twin.is_video, self.config.reason_chars
-            excluded = tuple(getattr(self.prompt, "excluded_tools", ()))
+            excluded = tuple(dict.fromkeys((*getattr(self.prompt, "excluded_tools", ()), *self.config.disabled_tools)))
 
             def grammar(state: str) -> str:
                 return rollout_grammar(ids, video=video, state=state, reason_chars=chars, exclude_tools=excluded)

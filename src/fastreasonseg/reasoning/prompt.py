@@ -101,7 +101,8 @@ def _example_twin() -> DigitalTwin:
 class PromptBuilder:
     """Builds the chat messages for a query on a twin (see the module docstring for the layout)."""
 
-    def __init__(self, few_shot: bool = True, instructions: str | None = None, style: str = "v1"):
+    def __init__(self, few_shot: bool = True, instructions: str | None = None, style: str = "v1",
+                 disabled_tools: tuple[str, ...] = ()):
         if style not in PROMPT_STYLES:
             raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {style!r}")
         if style == "v2" and few_shot:
@@ -109,6 +110,7 @@ class PromptBuilder:
         self.style = style
         self.few_shot = few_shot
         self.instructions = instructions or (STUDENT_INSTRUCTIONS if style == "v2" else INSTRUCTIONS)
+        self.disabled_tools = tuple(disabled_tools)
 
     def system(self, video: bool) -> str:
         if self.style == "v2":
@@ -119,8 +121,9 @@ class PromptBuilder:
 
     @property
     def excluded_tools(self) -> tuple[str, ...]:
-        """Registered tools this style does not offer (left out of the prompt and of the decoding grammar)."""
-        return EXCLUDED_TOOLS[self.style]
+        """Registered tools not offered: the style's own exclusions and the run's disabled tools
+        (left out of the prompt and of the decoding grammar)."""
+        return tuple(dict.fromkeys((*EXCLUDED_TOOLS[self.style], *self.disabled_tools)))
 
     def scene_text(self, twin: DigitalTwin, max_tokens: int | None = None, count_tokens=None) -> str:
         """The twin as this style writes it, within ``max_tokens``."""

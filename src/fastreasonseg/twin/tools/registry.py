@@ -239,12 +239,22 @@ def run_tool(twin: DigitalTwin, call: Any) -> dict[str, Any]:
         return {"tool": name, "ok": False, "error": f"internal tool error ({type(exc).__name__}: {exc})"[:300]}
 
 
-def run_plan(twin: DigitalTwin, calls: Any) -> list[dict[str, Any]]:
-    """Execute a ``<plan>`` list of calls in order; a non-list is one error result. Never raises."""
+def run_plan(twin: DigitalTwin, calls: Any, disabled: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Execute a ``<plan>`` list of calls in order; a non-list is one error result. Never raises.
+
+    A call to a ``disabled`` tool (an ablation switched it off) is not run; its result is an error saying so.
+    """
     if not isinstance(calls, list):
         return [{"tool": None, "ok": False,
                  "error": f'a plan must be a list of calls [{{"tool": ..., "args": {{...}}}}], got {type(calls).__name__}'}]
-    results = [run_tool(twin, call) for call in calls[:MAX_PLAN_CALLS]]
+
+    def one(call: Any) -> dict[str, Any]:
+        name = call.get("tool") if isinstance(call, dict) else None
+        if isinstance(name, str) and name in disabled:
+            return {"tool": name, "ok": False, "error": f"the tool '{name}' is switched off in this run"}
+        return run_tool(twin, call)
+
+    results = [one(call) for call in calls[:MAX_PLAN_CALLS]]
     if len(calls) > MAX_PLAN_CALLS:
         results.append({"tool": None, "ok": False,
                         "error": f"plan has {len(calls)} calls; only the first {MAX_PLAN_CALLS} were run"})
