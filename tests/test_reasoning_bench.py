@@ -99,3 +99,17 @@ def test_cli_errors(items_file: Path, tmp_path: Path, capsys, monkeypatch, args,
     base = ["bench", "reasoning", "--items", str(items_file), "--out", str(tmp_path)]
     assert main(base + args) == 1
     assert message in capsys.readouterr().err
+
+
+def test_time_split_sums_stages_over_queries_and_leaves_the_rest_to_other() -> None:
+    from fastreasonseg.eval.reasoning_bench import time_split
+
+    rows = [{"seconds": 1.0, "timing": {"prefill_s": 0.2, "decode_s": 0.5, "tools_s": 0.1}},
+            {"seconds": 3.0, "timing": {"prefill_s": 0.6, "decode_s": 1.5}}]
+    split = time_split(rows)
+    assert split["prefill_s"] == {"per_query_s": 0.4, "share": 0.2}
+    assert split["decode_s"] == {"per_query_s": 1.0, "share": 0.5}
+    assert split["tools_s"] == {"per_query_s": 0.05, "share": 0.025}
+    assert split["other_s"]["per_query_s"] == pytest.approx(0.55)
+    assert sum(part["share"] for part in split.values()) == pytest.approx(1.0, abs=0.002)
+    assert time_split([{"seconds": 1.0, "timing": {}}]) == {}  # a backend that measures nothing

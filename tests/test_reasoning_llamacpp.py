@@ -146,6 +146,15 @@ def test_constrained_rollout_on_the_embedded_model_is_well_formed(backend: Llama
         assert result.rounds[index].results == run_plan(twin, calls)
 
 
+def test_rollout_timing_splits_the_wall_time_by_stage(backend: LlamaCppBackend) -> None:
+    result = RolloutEngine(backend, RolloutConfig(max_new_tokens=120, reason_chars=60)).run(scene(), "the cup nearest to the camera")
+    stages = {"prompt_s", "prefill_s", "decode_s", "grammar_s", "detokenize_s"}
+    assert stages <= set(result.timing) and all(v >= 0 for v in result.timing.values())
+    assert result.timing["decode_s"] > 0 and result.timing["prefill_s"] > 0
+    assert sum(result.timing.values()) <= result.seconds  # parts of the wall time, never more
+    assert ("tools_s" in result.timing) == bool(result.rounds)
+
+
 def test_no_tools_rollout_reasons_then_answers_without_a_plan(backend: LlamaCppBackend) -> None:
     twin = scene()
     engine = RolloutEngine(backend, RolloutConfig(max_new_tokens=120, reason_chars=60, max_tool_rounds=0))

@@ -72,6 +72,8 @@ def reasoning_command(
                      f"{reuse['speedup']:.2f}x (identical outputs {reuse['identical_outputs']})"))
         if "seconds_batched_with_cache" in reuse:
             rows.append(("  the same queries batched (with cache)", f"{reuse['seconds_batched_with_cache']:.1f} s"))
+    for stage, part in report.get("time_split", {}).items():
+        rows.append((f"  time per query: {stage.removesuffix('_s')}", f"{1000 * part['per_query_s']:.0f} ms ({part['share']:.0%})"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

@@ -125,13 +125,14 @@ def bench_reasoning(config: ReasoningBenchConfig, log: Callable[[str], None] | N
                      "format_ok": result.format_ok, "failures": sorted({f.code for f in result.failures}),
                      "seconds": round(result.seconds, 4), "prompt_tokens": result.prompt_tokens,
                      "cached_tokens": result.cached_tokens, "new_tokens": result.new_tokens,
-                     "tool_rounds": len(result.rounds)})
+                     "tool_rounds": len(result.rounds), "timing": result.timing})
         say(f"[{index + 1}/{len(items)}] {result.seconds:5.2f} s {result.new_tokens:3d} tok J={score:.2f} "
             f"{'ok ' if result.format_ok else 'BAD'} {item.query[:60]}")
     seconds = [r["seconds"] for r in rows]
     new_tokens = sum(r["new_tokens"] for r in rows)
     failure_counts = Counter(code for r in rows for code in r["failures"])
 
+    split = time_split(rows)
     reuse: dict[str, Any] = {"scenes": 0}
     if config.reuse_scenes:
         reuse = _prefix_reuse(engine, backend, rollout_config, items, config, say)
@@ -142,6 +143,7 @@ def bench_reasoning(config: ReasoningBenchConfig, log: Callable[[str], None] | N
         "latency_s": {"median": round(_percentile(seconds, 50), 3), "p90": round(_percentile(seconds, 90), 3),
                       "mean": round(float(np.mean(seconds)), 3), "max": round(max(seconds), 3)},
         "generated_tokens_per_s": round(new_tokens / max(sum(seconds), 1e-9), 2),
+        "time_split": split,
         "new_tokens": {"median": _percentile([r["new_tokens"] for r in rows], 50), "total": new_tokens},
         "prompt_tokens": {"median": _percentile([r["prompt_tokens"] for r in rows], 50),
                           "cached_fraction": round(sum(r["cached_tokens"] for r in rows)
@@ -156,6 +158,26 @@ def bench_reasoning(config: ReasoningBenchConfig, log: Callable[[str], None] | N
                    "reasoner": asdict(config.reasoner), "rollout": asdict(rollout_config)},
         "queries": rows,
     }
+
+
+def time_split(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the queries' wall time went: per stage, seconds per query and share of the total.
+
+    Stages are what the backend measured (``prompt_s`` render + tokenize, ``prefill_s``,
+    ``decode_s`` the forward passes of generated tokens, ``grammar_s`` sampling incl. grammar
+    checks, ``detokenize_s`` incl. stop-string checks) and the engine's ``tools_s``; ``other_s``
+    is the rest (engine, parsing, Python). Empty when the backend measures nothing.
+    """
+    total = sum(r["seconds"] for r in rows)
+    stages: dict[str, float] = {}
+    for row in rows:
+        for key, value in (row.get("timing") or {}).items():
+            stages[key] = stages.get(key, 0.0) + value
+    if not stages or total <= 0:
+        return {}
+    stages["other_s"] = max(0.0, total - sum(stages.values()))
+    return {key: {"per_query_s": round(value / len(rows), 4), "share": round(value / total, 3)}
+            for key, value in stages.items()}
 
 
 def _prefix_reuse(engine: RolloutEngine, backend: ReasonerBackend, rollout_config: RolloutConfig, items: list,

@@ -154,6 +154,8 @@ class RolloutResult:
     generation_calls: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # e.g. the scene was reduced to fit the prompt
+    # Seconds by stage summed over the backend calls (keys of Generation.timing) plus "tools_s".
+    timing: dict[str, float] = field(default_factory=dict)
 
     @property
     def format_ok(self) -> bool:
@@ -200,6 +202,7 @@ class _Rollout:
         self.stop_reason = ""
         self.prompt_tokens = self.cached_tokens = self.new_tokens = self.calls = 0
         self.seconds = 0.0
+        self.timing: dict[str, float] = {}
 
     def request(self) -> GenerationRequest:
         remaining = self.config.max_new_tokens - self.new_tokens
@@ -228,6 +231,8 @@ class _Rollout:
         self.cached_tokens += generation.cached_tokens
         self.new_tokens += generation.new_tokens
         self.seconds += generation.seconds
+        for key, value in generation.timing.items():
+            self.timing[key] = self.timing.get(key, 0.0) + value
         self.stop_reason = generation.stop_reason
         if generation.stop_reason == "error":
             self._finish(Failure("backend_error", generation.error or "backend failed without a message"))
@@ -241,10 +246,12 @@ class _Rollout:
                                      f"plan number {len(self.rounds) + 1} exceeds max_tool_rounds={self.config.max_tool_rounds}"))
                 return
             plan_text = last_plan(self.text)
+            started = time.perf_counter()
             if plan_text is None:
                 calls, results = None, error_results("</plan> without a matching <plan>")
             else:
                 calls, results = execute_plan(twin, plan_text, self.config.disabled_tools)
+            self.timing["tools_s"] = self.timing.get("tools_s", 0.0) + time.perf_counter() - started
             self.rounds.append(ToolRound(plan_text=plan_text or "", calls=calls, results=results))
             self.text += results_block(results)
             if self.new_tokens >= self.config.max_new_tokens:
@@ -269,7 +276,7 @@ class _Rollout:
                              failures=[*parsed.failures, *self.failures], rounds=self.rounds,
                              stop_reason=self.stop_reason, prompt_tokens=self.prompt_tokens,
                              cached_tokens=self.cached_tokens, new_tokens=self.new_tokens,
-                             generation_calls=self.calls, seconds=self.seconds)
+                             generation_calls=self.calls, seconds=self.seconds, timing=dict(self.timing))
 
 
 def _cut_after_stop(text: str) -> str:

@@ -29,6 +29,8 @@ class Generation:
     cached_tokens: int = 0  # prompt tokens served from a prefix cache instead of re-encoded
     seconds: float = 0.0
     error: str | None = None  # set when stop_reason == "error" (e.g. endpoint unreachable)
+    # Where ``seconds`` went, for backends that measure it (llama.cpp: prompt, prefill, decode, grammar, detokenize).
+    timing: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -202,9 +202,12 @@ class LlamaCppBackend(ReasonerBackend):
         import llama_cpp
         import numpy as np
 
-        start = time.perf_counter()
+        clock = time.perf_counter
+        start = clock()
         prompt = self.encode(self.render(request.messages, request.assistant_prefix))
         budget = request.max_new_tokens
+        # Where the time goes (issue 18's profile): render+tokenize, prefill, per-token decode, grammar, detokenize.
+        timing = {"prompt_s": clock() - start, "prefill_s": 0.0, "decode_s": 0.0, "grammar_s": 0.0, "detokenize_s": 0.0}
 
         def failed(message: str) -> Generation:
             return Generation("", "error", prompt_tokens=len(prompt), seconds=time.perf_counter() - start, error=message)
@@ -225,8 +228,11 @@ class LlamaCppBackend(ReasonerBackend):
         text = ""
         stop_reason = "length"
         try:
+            mark = clock()
             cached = self._prepare(prompt)
+            timing["prefill_s"] += clock() - mark
             while True:
+                mark = clock()
                 logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(n_vocab,))
                 if rng is None:
                     token = int(np.argmax(logits))
@@ -239,24 +245,30 @@ class LlamaCppBackend(ReasonerBackend):
                     token = int(rng.choice(n_vocab, p=probs / probs.sum()))
                 if grammar is not None:
                     llama_cpp.llama_sampler_accept(grammar, token)
+                timing["grammar_s"] += clock() - mark  # sampling: argmax and, under a grammar, its checks
                 if self._is_end(token):
                     stop_reason = "eos"
                     break
                 new.append(token)
+                mark = clock()
                 previous = len(text)
                 text = self.llm.detokenize(new).decode("utf-8", errors="ignore")
                 end = find_stop(text, stops, previous - longest_stop) if stops else -1
+                timing["detokenize_s"] += clock() - mark
                 if end >= 0:
                     text = text[:end]
                     stop_reason = "stop"
                     break
                 if len(new) >= budget:
                     break
+                mark = clock()
                 self.llm.eval([token])
+                timing["decode_s"] += clock() - mark
         except (RuntimeError, ValueError) as exc:
             return failed(f"llama.cpp failed: {exc}")
         return Generation(text=text, stop_reason=stop_reason, prompt_tokens=len(prompt), new_tokens=len(new),
-                          cached_tokens=cached, seconds=time.perf_counter() - start)
+                          cached_tokens=cached, seconds=clock() - start,
+                          timing={k: round(v, 6) for k, v in timing.items()})
 
     def close(self) -> None:
         self._free_grammars()
