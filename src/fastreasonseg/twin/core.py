@@ -135,6 +135,9 @@ class DigitalTwin:
     source: Source
     frames: tuple[Frame, ...]
     schema: str = SCHEMA
+    # How the twin was made (``{"perception": {"preset": "fast", "detector_model": ...}}``): a JSON
+    # object that must survive a round trip, like ``attributes``; omitted from the JSON when empty.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         errors = semantic_errors(self)
@@ -175,7 +178,10 @@ class DigitalTwin:
             raise TwinValidationError([f"{path}: {e}" for e in exc.errors]) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema, "source": self.source.to_dict(), "frames": [f.to_dict() for f in self.frames]}
+        out = {"schema": self.schema, "source": self.source.to_dict(), "frames": [f.to_dict() for f in self.frames]}
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -270,7 +276,8 @@ class DigitalTwin:
         frames = tuple(Frame(index=i, time=times[i], objects=tuple(by_index[i])) for i in sorted(by_index))
         kind = "video" if len(frames) > 1 else self.source.kind
         num_frames = max(self.source.num_frames, other.source.num_frames, frames[-1].index + 1 if frames else 1)
-        return DigitalTwin(source=replace(self.source, kind=kind, num_frames=num_frames), frames=frames)
+        return DigitalTwin(source=replace(self.source, kind=kind, num_frames=num_frames), frames=frames,
+                           metadata=dict(self.metadata))
 
 
 def make_object(object_id: int, label: str, score: float, box: Box | list[float], *, mask: np.ndarray | RLE | None = None,

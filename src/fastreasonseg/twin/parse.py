@@ -37,7 +37,7 @@ def _parse_twin(data: Any, c: Checker) -> DigitalTwin | None:
     schema = root.get("schema")
     if schema != SCHEMA:
         c.fail("schema", f"expected {SCHEMA!r}, got {schema!r}")
-    unknown = set(root) - {"schema", "source", "frames"}
+    unknown = set(root) - {"schema", "source", "frames", "metadata"}
     if unknown:
         c.fail("<root>", f"unknown fields {sorted(unknown)}")
     source = _parse_source(root.get("source"), c)
@@ -47,10 +47,14 @@ def _parse_twin(data: Any, c: Checker) -> DigitalTwin | None:
         frame = _parse_frame(raw, f"frames[{i}]", c, source)
         if frame is not None:
             frames.append(frame)
+    metadata = root.get("metadata", {})
+    problem = attributes_problem(metadata)
+    if problem is not None:
+        c.fail("metadata", problem)
     if c.errors or source is None:
         return None
     try:
-        return DigitalTwin(source=source, frames=tuple(frames), schema=SCHEMA)
+        return DigitalTwin(source=source, frames=tuple(frames), schema=SCHEMA, metadata=dict(metadata))
     except TwinValidationError as exc:
         c.errors.extend(exc.errors)
         return None

@@ -111,6 +111,9 @@ def semantic_errors(twin: DigitalTwin) -> list[str]:
         errors.append(f"schema: expected {SCHEMA!r}, got {twin.schema!r}")
     if not twin.frames:
         errors.append("frames: a twin needs at least one frame")
+    metadata_problem = attributes_problem(twin.metadata)
+    if metadata_problem is not None:
+        errors.append(f"metadata: {metadata_problem}")
     if src.kind == "image" and len(twin.frames) > 1:
         errors.append(f"frames: an image twin has exactly one frame, got {len(twin.frames)}")
     if len(twin.frames) > src.num_frames:
