@@ -17,7 +17,7 @@ from fastreasonseg.cli.main import main
 from fastreasonseg.errors import FrsError
 from fastreasonseg.perception import ImageTwinBuilder, PerceptionConfig, build_twin
 from fastreasonseg.perception.depth import DepthEstimator, prediction_to_normalized_depth
-from fastreasonseg.perception.detector import Owlv2Detector
+from fastreasonseg.perception.detector import OwlDetector
 from fastreasonseg.perception.loading import ModelsMissingError, check_models_available, resolve_device, resolve_dtype
 from fastreasonseg.perception.segmenter import Sam2ImageSegmenter
 from fastreasonseg.perception.testing import OWL_SIZE, save_tiny_models
@@ -35,8 +35,8 @@ def tiny(tmp_path_factory) -> PerceptionConfig:
 
 
 @pytest.fixture(scope="module")
-def detector(tiny) -> Owlv2Detector:
-    return Owlv2Detector.from_pretrained(tiny.detector_model, device="cpu", score_threshold=0.0)
+def detector(tiny) -> OwlDetector:
+    return OwlDetector.from_pretrained(tiny.detector_model, device="cpu", score_threshold=0.0)
 
 
 def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -19,7 +19,7 @@ from PIL import Image
 from transformers import Sam2VideoModel
 
 from fastreasonseg.perception import VideoTwinBuilder
-from fastreasonseg.perception.detector import Owlv2Detector
+from fastreasonseg.perception.detector import OwlDetector
 from fastreasonseg.perception.testing import save_tiny_models
 from fastreasonseg.perception.tracker import Sam2VideoTracker
 from fastreasonseg.twin import DigitalTwin
@@ -72,7 +72,7 @@ def frames_dir(tmp_path_factory):
     return folder
 
 
-class ColorDetector(Owlv2Detector):
+class ColorDetector(OwlDetector):
     """OWLv2 output stand-in: one query box per colour, red scored as 'cup', blue as 'knife'."""
 
     def __init__(self, **options):

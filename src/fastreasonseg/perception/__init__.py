@@ -7,6 +7,7 @@ Public API::
     builder = ImageTwinBuilder(PerceptionConfig(device="cpu"))   # load once, build many
     twin = builder.build("a.jpg"); twin = builder.build("b.jpg")
     VideoTwinBuilder(config).build("clip.mp4")
+    build_twin("kitchen.jpg", PerceptionConfig(preset="fast"))   # CPU-first sizes (perception.presets)
 
 Oracle twins from ground truth live in :mod:`fastreasonseg.perception.annotations`; batch
 builds (resumable, Ray) in :mod:`fastreasonseg.perception.batch`; the timing/memory benchmark

@@ -256,6 +256,8 @@ def prepare_out_dir(out_dir: Path, config: PerceptionConfig, *, overwrite: bool,
             saved = None
         current = config.to_dict()
         if isinstance(saved, dict):
+            # A field added after the folder was built counts as its default there (the old behaviour).
+            saved = {**PerceptionConfig().to_dict(), **saved}
             changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         else:
             changed = ["<unreadable>"]

@@ -4,6 +4,8 @@
 estimator. Each is loaded from the config the first time it is needed, or injected (tests
 pass stand-ins that return controlled model outputs, and a Ray worker builds one set per
 process). ``check_available`` names every missing model at once before anything loads.
+The video tracker follows ``config.video_mode``: SAM 2 propagation (``propagate``) or the box
+tracker over the image segmenter (``detect``), which then serves images and videos alike.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fastreasonseg.perception.config import PerceptionConfig
-from fastreasonseg.perception.detector import Owlv2Detector
+from fastreasonseg.perception.detector import OwlDetector
 from fastreasonseg.perception.ops import depth_stats
 from fastreasonseg.perception.vocabulary import build_vocabulary
 from fastreasonseg.twin.core import TwinObject, make_object
@@ -49,7 +51,11 @@ class ComponentSet:
         needed = {}
         if self._detector is None:
             needed["detector"] = self.config.detector_model
-        if (self._tracker if video else self._segmenter) is None:
+        if video:  # the detect mode's tracker wraps the image segmenter, loaded or injected
+            needs_sam = self._tracker is None and (self.config.video_mode == "propagate" or self._segmenter is None)
+        else:
+            needs_sam = self._segmenter is None
+        if needs_sam:
             needed["segmenter"] = self.config.segmenter_model
         if self._depth is None and self.config.depth_model:
             needed["depth"] = self.config.depth_model
@@ -60,10 +66,10 @@ class ComponentSet:
         if self._detector is None:
             device, dtype = self._placement()
             cfg = self.config
-            self._detector = Owlv2Detector.from_pretrained(
+            self._detector = OwlDetector.from_pretrained(
                 cfg.detector_model, device=device, dtype=dtype, local_files_only=cfg.local_files_only,
                 prompt_template=cfg.prompt_template, score_threshold=cfg.score_threshold, nms_iou=cfg.nms_iou,
-                merge_iou=cfg.merge_iou, max_detections=cfg.max_objects)
+                merge_iou=cfg.merge_iou, max_detections=cfg.max_objects, input_size=cfg.detector_input_size)
         return self._detector
 
     @property
@@ -72,19 +78,24 @@ class ComponentSet:
             from fastreasonseg.perception.segmenter import Sam2ImageSegmenter
 
             device, dtype = self._placement()
-            self._segmenter = Sam2ImageSegmenter.from_pretrained(self.config.segmenter_model, device=device, dtype=dtype,
-                                                                 local_files_only=self.config.local_files_only)
+            self._segmenter = Sam2ImageSegmenter.from_pretrained(
+                self.config.segmenter_model, device=device, dtype=dtype, local_files_only=self.config.local_files_only,
+                input_size=self.config.segmenter_input_size)
         return self._segmenter
 
     @property
     def tracker(self) -> Any:
-        if self._tracker is None:
+        if self._tracker is None and self.config.video_mode == "detect":
+            from fastreasonseg.perception.box_tracker import BoxPromptTracker
+
+            self._tracker = BoxPromptTracker(self.segmenter)
+        elif self._tracker is None:
             from fastreasonseg.perception.tracker import Sam2VideoTracker
 
             device, dtype = self._placement()
             self._tracker = Sam2VideoTracker.from_pretrained(
                 self.config.segmenter_model, device=device, dtype=dtype, local_files_only=self.config.local_files_only,
-                offload_state_to_cpu=self.config.offload_state_to_cpu)
+                offload_state_to_cpu=self.config.offload_state_to_cpu, input_size=self.config.segmenter_input_size)
         return self._tracker
 
     @property
@@ -94,7 +105,8 @@ class ComponentSet:
 
             device, dtype = self._placement()
             self._depth = DepthEstimator.from_pretrained(self.config.depth_model, device=device, dtype=dtype,
-                                                         local_files_only=self.config.local_files_only)
+                                                         local_files_only=self.config.local_files_only,
+                                                         input_size=self.config.depth_input_size)
         return self._depth
 
 

@@ -5,9 +5,12 @@ resolved config is saved next to every ``frs twin build`` output (YAML), so a tw
 records exactly which models and thresholds produced it.
 
 Model fields take a hub id or a local directory (anything ``from_pretrained`` accepts). The
-defaults are the paper's models: OWLv2 base (ensemble checkpoint), SAM 2.1 Hiera-Tiny (the
-transformers-hosted ``facebook/sam2.1-hiera-tiny``; one checkpoint serves ``Sam2Model`` for
-images and ``Sam2VideoModel`` for videos) and Depth Anything V2 Small.
+``preset`` (:mod:`fastreasonseg.perception.presets`) fills the models, their input sizes and the
+video mode unless they are given: ``quality`` (default) is the paper's models at their own sizes,
+OWLv2 base (ensemble checkpoint), SAM 2.1 Hiera-Tiny (the transformers-hosted
+``facebook/sam2.1-hiera-tiny``; one checkpoint serves ``Sam2Model`` for images and
+``Sam2VideoModel`` for videos) and Depth Anything V2 Small; ``fast`` is the CPU-first choice.
+A resolved config always holds concrete values, so a saved config reloads to the same settings.
 """
 
 from __future__ import annotations
@@ -17,13 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from fastreasonseg.io import atomic_write_text
+from fastreasonseg.perception.presets import PRESET_FIELDS, PRESET_NAMES, PRESETS, preset_values
 
-DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"
-DEFAULT_SEGMENTER = "facebook/sam2.1-hiera-tiny"
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+DEFAULT_DETECTOR = PRESETS["quality"].detector_model
+DEFAULT_SEGMENTER = PRESETS["quality"].segmenter_model
+DEFAULT_DEPTH_MODEL = PRESETS["quality"].depth_model
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("float32", "bfloat16", "float16")
+# "auto": float16 on CUDA, float32 elsewhere (loading.resolve_dtype).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+VIDEO_MODES = ("propagate", "detect")
+
+
+class _FromPreset:
+    """Default of a preset-controlled field: replaced by the preset's value in ``__post_init__``."""
+
+    def __repr__(self) -> str:
+        return "<from preset>"
+
+
+FROM_PRESET: Any = _FromPreset()
 
 
 @dataclass
@@ -39,15 +55,25 @@ class PerceptionConfig:
     Video: every ``frame_stride``-th frame is processed, at most ``max_frames`` of them; OWLv2
     runs on every ``keyframe_interval``-th processed frame and a detection whose box overlaps
     no tracked object by ``match_iou`` starts a new track; a track absent (SAM 2 object score
-    below zero) for more than ``max_missing_frames`` processed frames ends.
+    below zero) for more than ``max_missing_frames`` processed frames ends. ``video_mode``
+    ``propagate`` segments the frames between key frames with SAM 2's video memory; ``detect``
+    prompts the image predictor with each track's predicted box, and a track the detector has
+    not confirmed on more than ``max_unconfirmed_keyframes`` consecutive key frames ends.
     """
 
-    detector_model: str = DEFAULT_DETECTOR
-    segmenter_model: str = DEFAULT_SEGMENTER
+    preset: str = "quality"
+    detector_model: str = FROM_PRESET
+    segmenter_model: str = FROM_PRESET
     # None turns depth off: objects then carry no depth statistics.
-    depth_model: str | None = DEFAULT_DEPTH_MODEL
+    depth_model: str | None = FROM_PRESET
+    # Square input side of the detector / segmenter and the depth model's short side, in pixels;
+    # None: the checkpoint's own (960 OWLv2, 1024 SAM 2, 518 Depth Anything V2).
+    detector_input_size: int | None = FROM_PRESET
+    segmenter_input_size: int | None = FROM_PRESET
+    depth_input_size: int | None = FROM_PRESET
+    video_mode: str = FROM_PRESET
     device: str = "auto"
-    dtype: str = "float32"
+    dtype: str = "auto"
     # Use only weights already on disk (never contact the hub).
     local_files_only: bool = False
 
@@ -71,6 +97,7 @@ class PerceptionConfig:
     keyframe_interval: int = 5
     match_iou: float = 0.4
     max_missing_frames: int = 5
+    max_unconfirmed_keyframes: int = 1
     # Keep SAM 2 tracking state (memory features, object pointers) on the CPU even when the
     # models run on an accelerator: this is what keeps long videos from filling GPU memory.
     offload_state_to_cpu: bool = True
@@ -78,6 +105,12 @@ class PerceptionConfig:
     depth_every_frame: bool = True
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESET_NAMES:
+            raise ValueError(f"invalid perception config:\n  preset must be one of {', '.join(PRESET_NAMES)} "
+                             f"(quality: the paper's models at full size; fast: CPU-first), got {self.preset!r}")
+        for name, value in preset_values(self.preset).items():
+            if getattr(self, name) is FROM_PRESET:
+                setattr(self, name, value)
         self.extra_labels = tuple(str(label).strip() for label in self.extra_labels if str(label).strip())
         problems: list[str] = []
         for name in ("detector_model", "segmenter_model"):
@@ -92,6 +125,14 @@ class PerceptionConfig:
             problems.append(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
         if self.dtype not in DTYPES:
             problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.video_mode not in VIDEO_MODES:
+            problems.append(f"video_mode must be one of {', '.join(VIDEO_MODES)}, got {self.video_mode!r}")
+        for name, multiple in (("detector_input_size", 16), ("segmenter_input_size", 32), ("depth_input_size", 14)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < multiple
+                                      or value % multiple):
+                problems.append(f"{name} must be a positive multiple of {multiple} pixels or null (the model's "
+                                f"own), got {value!r}")
         if "{}" not in self.prompt_template:
             problems.append(f"prompt_template must contain '{{}}' where the label goes, got {self.prompt_template!r}")
         for name in ("score_threshold", "nms_iou", "merge_iou", "match_iou"):
@@ -99,7 +140,7 @@ class PerceptionConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 problems.append(f"{name} must be a number in [0, 1], got {value!r}")
         for name, minimum in (("max_objects", 1), ("min_mask_area", 0), ("frame_stride", 1), ("keyframe_interval", 1),
-                              ("max_missing_frames", 0)):
+                              ("max_missing_frames", 0), ("max_unconfirmed_keyframes", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 problems.append(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -151,7 +192,23 @@ class PerceptionConfig:
         return atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def with_overrides(self, **overrides: Any) -> PerceptionConfig:
-        """A copy with the non-None ``overrides`` applied (and validated)."""
+        """A copy with the non-None ``overrides`` applied (and validated).
+
+        A new ``preset`` replaces the fields that still hold the old preset's values; fields
+        set to something else (a local model folder, another size) are kept.
+        """
         values = self.to_dict()
+        preset = overrides.get("preset")
+        if preset is not None and preset != self.preset:
+            old = preset_values(self.preset)
+            preset_values(preset)  # an unknown preset is an error before anything changes
+            for name in PRESET_FIELDS:
+                if values[name] == old[name]:
+                    del values[name]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return PerceptionConfig.from_dict(values)
+
+    def twin_metadata(self) -> dict[str, Any]:
+        """What a twin records about its perception (``DigitalTwin.metadata["perception"]``)."""
+        return {"perception": {"preset": self.preset, **{name: getattr(self, name) for name in PRESET_FIELDS},
+                               "dtype": self.dtype}}

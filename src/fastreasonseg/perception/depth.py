@@ -7,6 +7,12 @@ resizes the prediction back to the image (bicubic, as the processor's
 A metric checkpoint (``depth_estimation_type == "metric"``) outputs depth itself, so it is
 only min-max normalised, not flipped. Preprocessing is the model's own processor, which
 transformers ships with a PIL backend (no torchvision needed).
+
+``input_size`` replaces the processor's 518 px (the size the image's short side is scaled to,
+aspect kept, a multiple of 14); DINOv2 interpolates its position embedding to any such size.
+The authors run 518 by default and say larger sizes give finer detail
+(DepthAnything/Depth-Anything-V2 ``README.md``); smaller ones, as in the ``fast`` preset, are
+this project's speed trade with no published figure.
 """
 
 from __future__ import annotations
@@ -38,15 +44,16 @@ def prediction_to_normalized_depth(predicted: Any, height: int, width: int, *, i
 class DepthEstimator:
     """``estimate(image)`` -> (H, W) float32 normalised depth (0 nearest, 1 farthest in the frame)."""
 
-    def __init__(self, model: Any, processor: Any, *, device: str = "cpu"):
+    def __init__(self, model: Any, processor: Any, *, device: str = "cpu", input_size: int | None = None):
         self.model = model
         self.processor = processor
         self.device = device
+        self.input_size = input_size
         self.inverse = getattr(model.config, "depth_estimation_type", "relative") != "metric"
 
     @classmethod
-    def from_pretrained(cls, model_id: str, *, device: str = "cpu", dtype: Any = None,
-                        local_files_only: bool = False) -> DepthEstimator:
+    def from_pretrained(cls, model_id: str, *, device: str = "cpu", dtype: Any = None, local_files_only: bool = False,
+                        input_size: int | None = None) -> DepthEstimator:
         from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
 
         from fastreasonseg.perception.loading import load_pretrained
@@ -56,13 +63,14 @@ class DepthEstimator:
         model = load_pretrained(DepthAnythingForDepthEstimation.from_pretrained, model_id, role="depth",
                                 local_files_only=local_files_only, **({"dtype": dtype} if dtype is not None else {}))
         model.to(device).eval()
-        return cls(model, processor, device=device)
+        return cls(model, processor, device=device, input_size=input_size)
 
     def predict_raw(self, image: np.ndarray) -> Any:
         """The model's (h, w) prediction at its own resolution (inverse depth for relative models)."""
         import torch
 
-        pixel_values = self.processor(images=image, return_tensors="pt")["pixel_values"]
+        size = {"size": {"height": self.input_size, "width": self.input_size}} if self.input_size else {}
+        pixel_values = self.processor(images=image, return_tensors="pt", **size)["pixel_values"]
         dtype = next(self.model.parameters()).dtype
         with torch.inference_mode():
             out = self.model(pixel_values=pixel_values.to(self.device, dtype))

@@ -33,6 +33,9 @@ ROLE_OPTIONS: dict[str, tuple[str, str]] = {
     "depth": ("depth_model", "--depth-model"),
 }
 
+# Where the hub ids come from, for the missing-weights message.
+PRESET_HINT = "--preset quality|fast (both use the same three checkpoints)"
+
 
 class ModelsMissingError(FrsError):
     """Model weights are neither on disk nor downloadable; the message says how to fix that."""
@@ -53,6 +56,7 @@ class ModelsMissingError(FrsError):
             " instead of the id, e.g. `--detector DIR --segmenter DIR --depth-model DIR`"
             " or the config fields detector_model / segmenter_model / depth_model.",
             "  Depth is optional: `--depth-model none` builds twins without depth.",
+            f"  The ids come from the perception preset ({PRESET_HINT}); every model id can be overridden.",
         ]
         super().__init__("\n".join(lines))
 
@@ -86,12 +90,18 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
-    """The torch dtype for ``dtype``; float16 on the CPU is refused (many CPU kernels lack it)."""
+    """The torch dtype for ``dtype`` on ``device``; float16 on the CPU is refused (many CPU kernels lack it).
+
+    ``"auto"`` is half precision (float16) on CUDA, where it halves memory and time, and float32
+    elsewhere: bfloat16 on a CPU is opt-in, because whether it wins depends on the CPU.
+    """
     import torch
 
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype == "auto":
+        dtype = "float16" if device.startswith("cuda") else "float32"
     if dtype not in table:
-        raise FrsError(f"unknown dtype {dtype!r}; use one of {', '.join(table)}")
+        raise FrsError(f"unknown dtype {dtype!r}; use auto or one of {', '.join(table)}")
     if dtype == "float16" and device == "cpu":
         raise FrsError("dtype float16 is not supported on the CPU; use float32 or bfloat16")
     return table[dtype]

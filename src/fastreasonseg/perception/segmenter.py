@@ -1,10 +1,19 @@
 """SAM 2 image masks prompted by boxes (``Sam2Model``), with numpy/PIL preprocessing.
 
-One image-encoder pass per image; every box is decoded in the same mask-decoder call
-(single-mask output, as the SAM 2 predictor does for box prompts). The transformers SAM 2
+One image-encoder pass per image (:meth:`Sam2ImageSegmenter.encode`); every box is decoded
+in one mask-decoder call on that embedding (:meth:`~Sam2ImageSegmenter.decode`, single-mask
+output, as the SAM 2 predictor does for box prompts), so a video frame whose tracks and new
+detections are prompted separately still pays for one encoder pass. The transformers SAM 2
 processor needs torchvision, so its three preprocessing steps and its mask upsampling are
 done by :mod:`fastreasonseg.perception.ops`; the square input size comes from the model's
 config, so a small test model with a 128-pixel input goes through the same code.
+
+``input_size`` runs SAM 2 at another square size than the checkpoint's 1024 px
+(:func:`sam2_config_at_size`: the prompt encoder, the feature-map sizes and, for the video
+model, the memory attention's rotary grid follow it; Hiera interpolates its position
+embedding to the feature map). Departure from SAM 2: it is trained and evaluated at 1024 px
+only, so no quality figure exists for smaller inputs (``fast`` uses 448 px; see
+:mod:`fastreasonseg.perception.presets`).
 """
 
 from __future__ import annotations
@@ -26,6 +35,54 @@ def sam2_input_size(config: Any) -> int:
     return int(size)
 
 
+def sam2_config_at_size(config: Any, size: int) -> Any:
+    """``config`` (a ``Sam2Config`` or ``Sam2VideoConfig``, changed in place) for square inputs of ``size`` px."""
+    if size % 32:
+        raise ValueError(f"the SAM 2 input size must be a multiple of 32 pixels, got {size}")
+    config.prompt_encoder_config.image_size = size
+    vision = config.vision_config
+    vision.backbone_feature_sizes = [[size // 4] * 2, [size // 8] * 2, [size // 16] * 2]
+    vision.backbone_config.image_size = [size, size]
+    if hasattr(config, "image_size"):
+        config.image_size = size
+    if hasattr(config, "memory_attention_rope_feat_sizes"):
+        config.memory_attention_rope_feat_sizes = [size // 16, size // 16]
+    return config
+
+
+def load_sam2(model_class: Any, model_id: str, *, dtype: Any = None, local_files_only: bool = False,
+              input_size: int | None = None) -> Any:
+    """``Sam2Model`` or ``Sam2VideoModel`` from a checkpoint, optionally at another input size."""
+    from transformers.utils import logging as hf_logging
+
+    from fastreasonseg.perception.loading import load_pretrained
+
+    # The released checkpoints are `sam2_video` configs that Sam2Model loads on purpose
+    # (the image model is a subset); silence the type-mismatch warning that would scare users.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        options: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
+        if input_size is not None:
+            config = load_pretrained(model_class.config_class.from_pretrained, model_id, role="segmenter",
+                                     local_files_only=local_files_only)
+            if sam2_input_size(config) != input_size:
+                options["config"] = sam2_config_at_size(config, input_size)
+        return load_pretrained(model_class.from_pretrained, model_id, role="segmenter",
+                               local_files_only=local_files_only, **options)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+@dataclass
+class ImageEmbedding:
+    """One frame's SAM 2 image features, computed once and decoded for any number of box prompts."""
+
+    features: list[Any]  # the encoder's feature maps, finest first (torch tensors)
+    height: int
+    width: int
+
+
 @dataclass
 class SegmentationResult:
     """Per box: a full-resolution bool mask, SAM's predicted IoU and its object-presence logit."""
@@ -44,22 +101,11 @@ class Sam2ImageSegmenter:
         self.size = sam2_input_size(model.config)
 
     @classmethod
-    def from_pretrained(cls, model_id: str, *, device: str = "cpu", dtype: Any = None,
-                        local_files_only: bool = False) -> Sam2ImageSegmenter:
+    def from_pretrained(cls, model_id: str, *, device: str = "cpu", dtype: Any = None, local_files_only: bool = False,
+                        input_size: int | None = None) -> Sam2ImageSegmenter:
         from transformers import Sam2Model
-        from transformers.utils import logging as hf_logging
 
-        from fastreasonseg.perception.loading import load_pretrained
-
-        # The released checkpoints are `sam2_video` configs that Sam2Model loads on purpose
-        # (the image model is a subset); silence the type-mismatch warning that would scare users.
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
-            model = load_pretrained(Sam2Model.from_pretrained, model_id, role="segmenter",
-                                    local_files_only=local_files_only, **({"dtype": dtype} if dtype is not None else {}))
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        model = load_sam2(Sam2Model, model_id, dtype=dtype, local_files_only=local_files_only, input_size=input_size)
         model.to(device).eval()
         return cls(model, device=device)
 
@@ -69,16 +115,33 @@ class Sam2ImageSegmenter:
 
     def segment(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> SegmentationResult:
         """Masks for XYXY pixel ``boxes_xyxy`` ((N, 4)) on ``image`` ((H, W, 3) uint8 RGB)."""
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            height, width = image.shape[:2]
+            return SegmentationResult(np.zeros((0, height, width), dtype=bool), np.zeros(0), np.zeros(0))
+        return self.decode(self.encode(image), boxes)
+
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        """The image encoder's features of ``image`` ((H, W, 3) uint8 RGB): the expensive half, once per image."""
         import torch
 
-        height, width = image.shape[:2]
+        pixels = torch.from_numpy(sam2_preprocess(image, self.size))[None].to(self.device, self.dtype)
+        with torch.inference_mode():
+            features = self.model.get_image_embeddings(pixels)
+        return ImageEmbedding(features=list(features), height=int(image.shape[0]), width=int(image.shape[1]))
+
+    def decode(self, embedding: ImageEmbedding, boxes_xyxy: np.ndarray) -> SegmentationResult:
+        """Masks for XYXY pixel boxes ((N, 4)) on an encoded image, all boxes in one decoder call."""
+        import torch
+
+        height, width = embedding.height, embedding.width
         boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return SegmentationResult(np.zeros((0, height, width), dtype=bool), np.zeros(0), np.zeros(0))
-        pixels = torch.from_numpy(sam2_preprocess(image, self.size))[None].to(self.device, self.dtype)
         prompts = torch.from_numpy(scale_boxes_to_sam(boxes, height, width, self.size)).float()[None].to(self.device)
         with torch.inference_mode():
-            out = self.model(pixel_values=pixels, input_boxes=prompts.to(self.dtype), multimask_output=False)
+            out = self.model(image_embeddings=embedding.features, input_boxes=prompts.to(self.dtype),
+                             multimask_output=False)
         low_res = out.pred_masks[0, :, 0].float().cpu()  # (N, h, w) logits
         masks = upsample_mask_logits(low_res, height, width)
         iou = out.iou_scores[0, :, 0].float().cpu().numpy()

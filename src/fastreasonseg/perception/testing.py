@@ -6,6 +6,12 @@ released ``facebook/sam2.1-*`` checkpoints) and a Depth Anything model, each a f
 thousand parameters with small input sizes, and returns a :class:`PerceptionConfig` pointing
 at the three folders. They load through the same ``from_pretrained`` path as the real models.
 Their outputs are random: use them to test mechanics, not quality.
+
+``released_sizes=True`` gives them the released checkpoints' input sizes (OWLv2 960, SAM 2
+1024, Depth Anything 518 px) at tiny widths, so a preset's input sizes apply to them unchanged;
+:func:`install_in_hub_cache` puts such a folder into a Hugging Face cache under a hub id, so
+tests can load ``google/owlv2-base-patch16-ensemble`` and friends offline through the real
+hub-id path. ``save_tiny_owlvit`` writes an OWL-ViT (v1) detector the same way.
 """
 
 from __future__ import annotations
@@ -34,32 +40,52 @@ def tiny_clip_tokenizer(max_length: int = 16):
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
-def save_tiny_owlv2(folder: str | Path, seed: int = 0) -> Path:
+def _tiny_owl_parts(size: int, patch: int) -> tuple[dict, dict, object]:
+    tokenizer = tiny_clip_tokenizer()
+    text = dict(vocab_size=len(tokenizer.get_vocab()), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=16, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=size,
+                  patch_size=patch)
+    return text, vision, tokenizer
+
+
+def save_tiny_owlv2(folder: str | Path, seed: int = 0, size: int = OWL_SIZE) -> Path:
     import torch
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2Processor
     from transformers.models.owlv2.image_processing_pil_owlv2 import Owlv2ImageProcessorPil
 
     folder = Path(folder)
-    tokenizer = tiny_clip_tokenizer()
-    vocab_size = len(tokenizer.get_vocab())
-    text = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                max_position_embeddings=16, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=OWL_SIZE,
-                  patch_size=16)
+    text, vision, tokenizer = _tiny_owl_parts(size, 16)
     torch.manual_seed(seed)
     model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)).eval()
-    processor = Owlv2Processor(image_processor=Owlv2ImageProcessorPil(size={"height": OWL_SIZE, "width": OWL_SIZE}),
+    processor = Owlv2Processor(image_processor=Owlv2ImageProcessorPil(size={"height": size, "width": size}),
                                tokenizer=tokenizer)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
 
 
-def tiny_sam2_video_config():
+def save_tiny_owlvit(folder: str | Path, seed: int = 0, size: int = 96) -> Path:
+    """A tiny OWL-ViT v1 (patch 32, like ``google/owlvit-base-patch32``), squashing images to ``size`` px."""
+    import torch
+    from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTProcessor
+    from transformers.models.owlvit.image_processing_pil_owlvit import OwlViTImageProcessorPil
+
+    folder = Path(folder)
+    text, vision, tokenizer = _tiny_owl_parts(size, 32)
+    torch.manual_seed(seed)
+    model = OwlViTForObjectDetection(OwlViTConfig(text_config=text, vision_config=vision, projection_dim=32)).eval()
+    image_processor = OwlViTImageProcessorPil(size={"height": size, "width": size},
+                                              crop_size={"height": size, "width": size})
+    OwlViTProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder
+
+
+def tiny_sam2_video_config(size: int = SAM_SIZE):
     from transformers import Sam2VideoConfig
 
-    size = SAM_SIZE
     backbone = dict(model_type="sam2_hiera_det_model", hidden_size=16, num_attention_heads=1, image_size=[size, size],
                     blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[16, 32, 64, 128],
                     num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[4, 4, 4, 4],
@@ -77,41 +103,64 @@ def tiny_sam2_video_config():
         memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64)
 
 
-def save_tiny_sam2(folder: str | Path, seed: int = 0) -> Path:
+def save_tiny_sam2(folder: str | Path, seed: int = 0, size: int = SAM_SIZE) -> Path:
     import torch
     from transformers import Sam2VideoModel
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    Sam2VideoModel(tiny_sam2_video_config()).eval().save_pretrained(folder)
+    Sam2VideoModel(tiny_sam2_video_config(size)).eval().save_pretrained(folder)
     return folder
 
 
-def save_tiny_depth_anything(folder: str | Path, seed: int = 0) -> Path:
+def save_tiny_depth_anything(folder: str | Path, seed: int = 0, size: int = DEPTH_SIZE) -> Path:
     import torch
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
     from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
 
     folder = Path(folder)
-    backbone = dict(model_type="dinov2", image_size=DEPTH_SIZE, patch_size=14, hidden_size=32, num_hidden_layers=4,
+    backbone = dict(model_type="dinov2", image_size=size, patch_size=14, hidden_size=32, num_hidden_layers=4,
                     num_attention_heads=2, intermediate_size=64, out_indices=[1, 2, 3, 4], reshape_hidden_states=False)
     config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
                                  fusion_hidden_size=16, head_hidden_size=8)
     torch.manual_seed(seed)
     DepthAnythingForDepthEstimation(config).eval().save_pretrained(folder)
     # Depth Anything V2's preprocessing: keep aspect ratio, multiple of 14, bicubic, ImageNet statistics.
-    DPTImageProcessorPil(size={"height": DEPTH_SIZE, "width": DEPTH_SIZE}, keep_aspect_ratio=True, ensure_multiple_of=14,
+    DPTImageProcessorPil(size={"height": size, "width": size}, keep_aspect_ratio=True, ensure_multiple_of=14,
                          resample=3, do_pad=False, image_mean=[0.485, 0.456, 0.406],
                          image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
     return folder
 
 
-def save_tiny_models(folder: str | Path, seed: int = 0, **config_overrides: object) -> PerceptionConfig:
+# The released checkpoints' input sizes (OWLv2 ensemble, SAM 2.1, Depth Anything V2).
+RELEASED_SIZES = {"owlv2": 960, "sam2": 1024, "depth": 518}
+
+
+def save_tiny_models(folder: str | Path, seed: int = 0, *, released_sizes: bool = False,
+                     **config_overrides: object) -> PerceptionConfig:
     """Save the three tiny models under ``folder`` and return a CPU config that uses them."""
     folder = Path(folder)
-    detector = save_tiny_owlv2(folder / "owlv2", seed)
-    segmenter = save_tiny_sam2(folder / "sam2", seed)
-    depth = save_tiny_depth_anything(folder / "depth", seed)
+    sizes = RELEASED_SIZES if released_sizes else {"owlv2": OWL_SIZE, "sam2": SAM_SIZE, "depth": DEPTH_SIZE}
+    detector = save_tiny_owlv2(folder / "owlv2", seed, sizes["owlv2"])
+    segmenter = save_tiny_sam2(folder / "sam2", seed, sizes["sam2"])
+    depth = save_tiny_depth_anything(folder / "depth", seed, sizes["depth"])
     values = dict(detector_model=str(detector), segmenter_model=str(segmenter), depth_model=str(depth), device="cpu")
     values.update(config_overrides)
     return PerceptionConfig(**values)
+
+
+def install_in_hub_cache(folder: str | Path, repo_id: str, cache_dir: str | Path) -> Path:
+    """Copy a saved model ``folder`` into the Hugging Face cache ``cache_dir`` as hub repo ``repo_id``.
+
+    The layout is huggingface_hub's (``models--owner--name/snapshots/<commit>/`` and
+    ``refs/main``), so ``from_pretrained(repo_id)`` finds it with no network. Returns the snapshot.
+    """
+    import shutil
+
+    repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+    commit = "0" * 40
+    snapshot = repo / "snapshots" / commit
+    shutil.copytree(folder, snapshot, dirs_exist_ok=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot

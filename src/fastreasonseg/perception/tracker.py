@@ -73,13 +73,13 @@ class Sam2VideoTracker:
 
     @classmethod
     def from_pretrained(cls, model_id: str, *, device: str = "cpu", dtype: Any = None, local_files_only: bool = False,
-                        offload_state_to_cpu: bool = True) -> Sam2VideoTracker:
+                        offload_state_to_cpu: bool = True, input_size: int | None = None) -> Sam2VideoTracker:
         from transformers import Sam2VideoModel
 
-        from fastreasonseg.perception.loading import load_pretrained
+        from fastreasonseg.perception.segmenter import load_sam2
 
-        model = load_pretrained(Sam2VideoModel.from_pretrained, model_id, role="segmenter",
-                                local_files_only=local_files_only, **({"dtype": dtype} if dtype is not None else {}))
+        model = load_sam2(Sam2VideoModel, model_id, dtype=dtype, local_files_only=local_files_only,
+                          input_size=input_size)
         model.to(device).eval()
         return cls(model, device=device, state_device="cpu" if offload_state_to_cpu else device)
 

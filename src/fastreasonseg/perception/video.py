@@ -1,12 +1,19 @@
-"""Video -> digital twin with persistent track ids: OWLv2 on key frames, SAM 2 propagation in between.
+"""Video -> digital twin with persistent track ids: OWLv2 on key frames, masks for every frame in between.
 
 For each processed frame (every ``frame_stride``-th source frame, at most ``max_frames``),
 streamed one at a time:
 
-1. SAM 2 propagates every live track to the frame (:class:`~fastreasonseg.perception.tracker.Sam2VideoTracker`).
+1. The tracker segments every live track on the frame: SAM 2 propagation from its memory
+   (``video_mode="propagate"``, :class:`~fastreasonseg.perception.tracker.Sam2VideoTracker`) or
+   the SAM 2 image predictor prompted with each track's predicted box (``"detect"``, the fast
+   mode, :class:`~fastreasonseg.perception.box_tracker.BoxPromptTracker`).
 2. On key frames (every ``keyframe_interval``-th processed frame, and the first) OWLv2 detects
-   the vocabulary; a detection whose box overlaps no live track's mask box by ``match_iou`` is
-   an object that entered: it gets the next unused id and SAM 2 is prompted with its box.
+   the vocabulary and detections are matched to the live tracks' mask boxes one-to-one by IoU
+   (Hungarian, :func:`~fastreasonseg.perception.association.associate`); a detection that
+   overlaps no track by ``match_iou`` is an object that entered: it gets the next unused id and
+   the tracker is prompted with its box. In ``detect`` mode matched tracks are re-prompted with
+   their detection's box, and a track left unmatched on more than ``max_unconfirmed_keyframes``
+   consecutive key frames ends (without a memory, a box prompt can drift onto background).
 3. A track absent (SAM 2 object score <= 0 or empty mask) for more than
    ``max_missing_frames`` processed frames ends and is removed from SAM 2's state; if the
    object comes back later it is detected again under a new id.
@@ -34,7 +41,6 @@ from fastreasonseg.perception.components import ComponentSet, object_from_mask, 
 from fastreasonseg.perception.config import PerceptionConfig
 from fastreasonseg.perception.detector import Detection
 from fastreasonseg.perception.media import VideoFrame
-from fastreasonseg.perception.ops import box_iou
 from fastreasonseg.twin.core import DigitalTwin, Frame, Source
 from fastreasonseg.twin.masks import mask_box
 
@@ -49,25 +55,21 @@ class Track:
     score: float
     alt_labels: list[str] = field(default_factory=list)
     missing: int = 0  # consecutive processed frames without the object
+    unconfirmed: int = 0  # consecutive key frames without a matching detection (detect mode)
 
 
 def new_detections(detections: Sequence[Detection], tracked_boxes: Sequence[tuple[float, float, float, float]],
                    match_iou: float) -> tuple[list[Detection], dict[int, int]]:
-    """Split detections into unmatched (new objects) and matched (detection index -> tracked box index)."""
+    """Split detections into fresh (new objects) and matched (detection index -> tracked box index, one-to-one).
+
+    A detection overlapping a track that a better detection already claimed is neither (a duplicate).
+    """
+    from fastreasonseg.perception.association import associate
+
     if not detections:
         return [], {}
-    if not tracked_boxes:
-        return list(detections), {}
-    overlaps = box_iou(np.array([d.box for d in detections]), np.array(tracked_boxes))
-    fresh: list[Detection] = []
-    matched: dict[int, int] = {}
-    for i, det in enumerate(detections):
-        best = int(overlaps[i].argmax())
-        if overlaps[i, best] >= match_iou:
-            matched[i] = best
-        else:
-            fresh.append(det)
-    return fresh, matched
+    pairs = associate(np.array([d.box for d in detections]), np.array(tracked_boxes).reshape(-1, 4), match_iou)
+    return [detections[i] for i in pairs.fresh], pairs.matches
 
 
 class VideoTwinBuilder:
@@ -100,7 +102,7 @@ class VideoTwinBuilder:
         num_frames = max(info.num_frames, last_index + 1)
         source = Source(kind="video", width=info.width, height=info.height, num_frames=num_frames, path=str(path),
                         fps=info.fps)
-        return DigitalTwin(source=source, frames=tuple(frames))
+        return DigitalTwin(source=source, frames=tuple(frames), metadata=cfg.twin_metadata())
 
     def stream(self, frames: Iterable[VideoFrame], *, extra_labels: Sequence[str] = (), queries: Sequence[str] = (),
                size: tuple[int, int] | None = None, name: str = "video") -> Iterator[Frame]:
@@ -157,20 +159,45 @@ class VideoTwinBuilder:
         sampled = (source_frames + self.config.frame_stride - 1) // self.config.frame_stride
         return min(sampled, self.config.max_frames) if self.config.max_frames else sampled
 
+    def _confirm(self, results: dict, tracks: dict[int, Track], anchors: dict[int, tuple[float, ...]]) -> None:
+        """Detect mode: re-prompt matched tracks with their detection; end tracks unconfirmed for too long."""
+        tracker = self.components.tracker
+        if anchors:
+            results.update(tracker.anchor(anchors))
+        ended = []
+        for object_id, track in tracks.items():
+            if object_id in anchors:
+                continue
+            track.unconfirmed += 1
+            if track.unconfirmed > self.config.max_unconfirmed_keyframes:
+                ended.append(object_id)
+        if ended:
+            tracker.remove_objects(ended)
+            for object_id in ended:
+                del tracks[object_id]
+                results.pop(object_id, None)
+
     def _discover(self, image: np.ndarray, labels: Sequence[str], results: dict, tracks: dict[int, Track],
                   next_id: int, step: int) -> int:
         """Run the detector on a key frame; prompt SAM 2 with objects not yet tracked. Returns the next free id."""
         detections = self.components.detector.detect(image, labels)
         live = [(oid, mask_box(r.mask)) for oid, r in results.items() if oid in tracks and r.present]
         live = [(oid, box) for oid, box in live if box is not None]
+        if self.config.video_mode == "detect":  # a coasting track (hidden, lost a conflict) matches by its prediction
+            seen = {oid for oid, _ in live}
+            tracker = self.components.tracker
+            live += [(oid, tuple(tracker.predicted_box(oid))) for oid in tracks if oid not in seen]
         fresh, matched = new_detections(detections, [box for _, box in live], self.config.match_iou)
         for det_index, live_index in matched.items():
             track = tracks[live[live_index][0]]
             det = detections[det_index]
             track.score = max(track.score, det.score)
+            track.unconfirmed = 0
             for label in [det.label, *det.alt_labels]:
                 if label != track.label and label not in track.alt_labels:
                     track.alt_labels.append(label)
+        if self.config.video_mode == "detect":
+            self._confirm(results, tracks, {live[j][0]: detections[i].box for i, j in matched.items()})
         room = max(0, self.config.max_objects - len(tracks))
         if len(fresh) > room:
             log.info("frame step %d: %d new object(s) beyond max_objects=%d not tracked", step, len(fresh) - room,
