@@ -48,12 +48,14 @@ class SegmentReport:
 
 
 def segment_file(input_path: str | Path, queries: Sequence[str], out_dir: str | Path, reasoner: Any = None,
-                 rollout: Any = None, *, overlays: bool = True,
+                 rollout: Any = None, *, overlays: bool = True, perception: Any = None,
                  log: Callable[[str], None] | None = None) -> SegmentReport:
     """The whole ``frs segment``: input -> scene -> reasoner -> masks -> files.
 
     ``reasoner`` is a :class:`~fastreasonseg.reasoning.loader.ReasonerConfig` (or a spec
-    string, default ``"default"``), ``rollout`` a :class:`~fastreasonseg.reasoning.engine.RolloutConfig`.
+    string, default ``"default"``), ``rollout`` a :class:`~fastreasonseg.reasoning.engine.RolloutConfig`,
+    ``perception`` a :class:`~fastreasonseg.perception.config.PerceptionConfig` for images and
+    videos (default: the ``quality`` preset).
     """
     from fastreasonseg.api.segmenter import ReasoningSegmenter, Scene
     from fastreasonseg.pipeline.inputs import check_output_folder, check_queries, load_backgrounds, load_input
@@ -63,7 +65,7 @@ def segment_file(input_path: str | Path, queries: Sequence[str], out_dir: str | 
     queries = check_queries(queries)
     check_output_folder(out_dir)  # before any work: a bad --out must not cost the reasoning
     # One scene per command: perception loads its models for this call (pipeline.inputs.load_input).
-    twin, perception_s, source = load_input(input_path, queries)
+    twin, perception_s, source = load_input(input_path, queries, config=perception)
     say(f"twin: {twin.source.kind}, {len(twin.frames)} frame(s), {len(twin.track_ids)} object(s)"
         + (f" (perception {perception_s:.1f} s)" if perception_s else ""))
     start = time.perf_counter()

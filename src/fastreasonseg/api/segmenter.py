@@ -79,11 +79,15 @@ class Perception:
         return self._config
 
     @classmethod
-    def resolve(cls, perception: Perception | PerceptionConfig | str | Path | None, device: str | None) -> Perception:
-        """A :class:`Perception` from an instance, a config, ``"default"``, a YAML config file, or None (default)."""
+    def resolve(cls, perception: Perception | PerceptionConfig | str | Path | None, device: str | None,
+                preset: str | None = None) -> Perception:
+        """A :class:`Perception` from an instance, a config, ``"default"``, a YAML config file, or None (default).
+
+        ``preset`` (``"quality"`` or ``"fast"``) and ``device`` override the config's.
+        """
         if isinstance(perception, Perception):
             return perception
-        if (perception is None or perception == "default") and device is None:
+        if (perception is None or perception == "default") and device is None and preset is None:
             return cls()
         from fastreasonseg.perception.config import PerceptionConfig
 
@@ -94,7 +98,7 @@ class Perception:
                 config = perception
             else:
                 config = PerceptionConfig.load(perception)
-            return cls(config.with_overrides(device=device) if device else config)
+            return cls(config.with_overrides(device=device, preset=preset))
         except ValueError as exc:
             raise FrsError(str(exc)) from None
 
@@ -180,15 +184,16 @@ class ReasoningSegmenter:
     def from_pretrained(cls, reasoner: str | Path | ReasonerConfig | ReasonerBackend = "default", *,
                         adapter: str | Path | None = None, backend: str = "auto", dtype: str = "auto",
                         threads: int | None = None, perception: Perception | PerceptionConfig | str | Path | None = None,
-                        device: str | None = None, rollout: RolloutConfig | None = None,
+                        device: str | None = None, preset: str | None = None, rollout: RolloutConfig | None = None,
                         **rollout_settings: Any) -> ReasoningSegmenter:
         """Load the reasoner now; perception loads on the first picture.
 
         ``reasoner``: ``"default"`` (the embedded distilled student, offline), ``"base"``, a
         ``.gguf`` file, a model folder, a hub id, ``openai:MODEL@URL``, a ``ReasonerConfig`` or a
         loaded backend; ``adapter``/``backend``/``dtype``/``threads`` as in ``frs segment``.
-        ``perception``: a ``PerceptionConfig``, ``"default"`` or a YAML file; ``device`` places
-        the perception models (the reasoner runs where its backend runs). ``rollout_settings``
+        ``perception``: a ``PerceptionConfig``, ``"default"`` or a YAML file; ``preset``
+        (``"quality"``, ``"fast"``: CPU-first models and sizes) and ``device`` (where the perception
+        models run; the reasoner runs where its backend runs) override it. ``rollout_settings``
         override single :class:`~fastreasonseg.reasoning.engine.RolloutConfig` fields
         (``max_new_tokens=320``). A missing model or a bad setting is an
         :class:`~fastreasonseg.errors.FrsError` with the same message as on the command line.
@@ -197,7 +202,7 @@ class ReasoningSegmenter:
         from fastreasonseg.reasoning.factory import build_engine
         from fastreasonseg.reasoning.loader import ReasonerConfig
 
-        seeing = Perception.resolve(perception, device)
+        seeing = Perception.resolve(perception, device, preset)
         try:
             if isinstance(reasoner, (ReasonerConfig, ReasonerBackend)):
                 if adapter is not None:
@@ -254,7 +259,7 @@ class ReasoningSegmenter:
             raise InputError("the video has no frames")
         height, width = checked.size
         twin = DigitalTwin(source=Source(kind="video", width=width, height=height, num_frames=frames[-1].index + 1,
-                                         fps=fps), frames=tuple(frames))
+                                         fps=fps), frames=tuple(frames), metadata=self.perception.config.twin_metadata())
         return Scene(twin=twin, perception_s=time.perf_counter() - started)
 
     def set_scene(self, source: Any, *, queries: Sequence[str] = (), fps: float | None = None) -> Scene:

@@ -39,6 +39,9 @@ def segment_command(
     unconstrained: Annotated[bool, typer.Option("--unconstrained", help="Do not constrain decoding to the "
                                                 "protocol grammar (llama.cpp).")] = False,
     no_overlay: Annotated[bool, typer.Option("--no-overlay", help="Skip the overlay pictures.")] = False,
+    preset: Annotated[str | None, typer.Option("--preset", help="Perception for images and videos: quality (the "
+                                               "paper's models at full size, the default) or fast (CPU-first input "
+                                               "sizes, detect-mode video).")] = None,
 ) -> int:
     """Find the objects each query refers to; write result.json, rollout.json and an overlay."""
     from rich.console import Console
@@ -56,6 +59,11 @@ def segment_command(
     if not queries:
         raise FrsError("give at least one query with --query/-q or --queries FILE")
     try:
+        perception = None
+        if preset is not None:  # imported only when asked: a twin JSON input needs no perception
+            from fastreasonseg.perception.config import PerceptionConfig
+
+            perception = PerceptionConfig(preset=preset)
         reasoner_config = ReasonerConfig(spec=reasoner, adapter=adapter, backend=backend, dtype=dtype, threads=threads)
         rollout_config = RolloutConfig(max_tool_rounds=max_tool_rounds, max_new_tokens=max_new_tokens,
                                        constrained=not unconstrained)
@@ -63,7 +71,7 @@ def segment_command(
         raise FrsError(str(exc)) from None
     console = Console(highlight=False)
     report = segment_file(input_path, queries, out, reasoner_config, rollout_config, overlays=not no_overlay,
-                          log=lambda line: console.print(escape(line)))
+                          perception=perception, log=lambda line: console.print(escape(line)))
     for result in report.results:
         rollout = result.rollout
         answer = escape(", ".join(f"{i} {label}" for i, label in report.labels(result.object_ids))) \

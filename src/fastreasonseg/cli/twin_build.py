@@ -3,6 +3,7 @@
 Examples::
 
     frs twin build photos/ clips/*.mp4 --out twins/            # perception models
+    frs twin build photos/ --preset fast --out twins/          # CPU-first sizes, detect-mode video
     frs twin build list.txt --out twins/ --frame-stride 2 --max-frames 300
     frs twin build JPEGImages/ --frame-folders --out twins/    # DAVIS-style frame folders as videos
     frs twin build instances_val2017.json --annotations coco --images val2017/ --out oracle/
@@ -29,6 +30,9 @@ def build_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: one <name>.json twin per input.")],
     config_file: Annotated[Path | None, typer.Option("--config", help="Perception config YAML (the fields of "
                                                      "PerceptionConfig); flags below override it.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="quality (the paper's models at full size, the "
+                                               "default) or fast (CPU-first input sizes, detect-mode video); "
+                                               "model flags override its choices.")] = None,
     detector: Annotated[str | None, typer.Option("--detector", help="OWLv2 hub id or local folder.")] = None,
     segmenter: Annotated[str | None, typer.Option("--segmenter", help="SAM 2 hub id or local folder.")] = None,
     depth_model: Annotated[str | None, typer.Option("--depth-model", help="Depth Anything hub id, local folder, "
@@ -86,7 +90,7 @@ def build_command(
     try:
         base = PerceptionConfig.load(config_file) if config_file is not None else PerceptionConfig()
         config = base.with_overrides(
-            detector_model=detector, segmenter_model=segmenter, depth_model=depth_model, device=device, dtype=dtype,
+            preset=preset, detector_model=detector, segmenter_model=segmenter, depth_model=depth_model, device=device, dtype=dtype,
             vocabulary_file=str(vocabulary) if vocabulary else None, score_threshold=threshold,
             frame_stride=frame_stride, max_frames=max_frames,
             extra_labels=[*base.extra_labels, *(labels or [])] if labels else None,

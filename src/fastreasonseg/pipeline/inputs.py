@@ -133,12 +133,13 @@ def read_queries(path: str | Path) -> list[str]:
 Perceive = Callable[[Path, str, Sequence[str]], "DigitalTwin"]
 
 
-def load_input(input_path: str | Path, queries: Sequence[str] = (), *,
-               perceive: Perceive | None = None) -> tuple[DigitalTwin, float, Path | None]:
+def load_input(input_path: str | Path, queries: Sequence[str] = (), *, perceive: Perceive | None = None,
+               config: Any = None) -> tuple[DigitalTwin, float, Path | None]:
     """The twin for a twin JSON, image, video or frame folder; perception time; the source for backgrounds.
 
     Images and videos go through ``perceive`` when given (the Python API's loaded models),
-    else through :func:`fastreasonseg.perception.build_twin` (models loaded for this call).
+    else through :func:`fastreasonseg.perception.build_twin` (models loaded for this call, with
+    ``config``, a ``PerceptionConfig``; None: the default ``quality`` preset).
     """
     from fastreasonseg.twin.core import DigitalTwin, TwinValidationError
 
@@ -160,7 +161,7 @@ def load_input(input_path: str | Path, queries: Sequence[str] = (), *,
         else:
             from fastreasonseg.perception import build_twin
 
-            twin = build_twin(path, queries=list(queries))
+            twin = build_twin(path, config, queries=list(queries))
     except MediaError as exc:
         raise FrsError(str(exc)) from None
     return twin, time.perf_counter() - start, path

@@ -20,7 +20,8 @@ nothing there), every frame of the twin gets an entry, and the files are:
   "reasoning", "frames": [{"index", "mask"}], "timing": {"perception_s", "reasoning_s"}}``;
   always a list with one entry per query (also for a single query);
 - ``rollout.json``: what result.json leaves out, for debugging and benchmarks: failure
-  codes, tool rounds, token counts, the reasoner and the rollout config (a list too);
+  codes, tool rounds, token counts, the reasoner and the rollout config, and the twin's
+  perception settings when perception made it (a list too);
 - ``overlay.png`` (image) or ``overlay.gif`` (video; ``overlay_<i>`` per query when there
   are several): the answer highlighted with the query, answer and reasoning beside it.
 """
@@ -110,6 +111,8 @@ def write_outputs(out_dir: str | Path, twin: DigitalTwin, results: Sequence[Segm
     details = [{**r.rollout.to_dict(), "reasoner": reasoner,
                 "config": asdict(config) if config is not None and hasattr(config, "__dataclass_fields__") else config}
                for r in results]
+    if "perception" in twin.metadata:  # how the twin was made (preset, models, input sizes)
+        details = [{**entry, "perception": twin.metadata["perception"]} for entry in details]
     rollout_path = out / "rollout.json"
     atomic_write_json(rollout_path, details, indent=1, ensure_ascii=False)
     paths = OutputPaths(result=result_path, rollout=rollout_path)
