@@ -7,6 +7,7 @@ test_reasoning_hf.py and test_reasoning_llamacpp.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -263,3 +264,12 @@ def test_a_disabled_tool_is_left_out_of_the_grammar_and_not_run() -> None:
     assert '\\"knowledge\\"' in on.requests[0].extra["grammar"]  # the tool-name literal, JSON-escaped
     with pytest.raises(ValueError, match="unknown tools"):
         RolloutConfig(disabled_tools=("teleport",))
+
+
+def test_the_grammar_offers_exactly_the_names_of_the_twins_objects() -> None:
+    backend = GrammarBackend([REASON + "<answer>[3]</answer>"])
+    RolloutEngine(backend, RolloutConfig(prompt="v2")).run(scene(), "q")
+    [rule] = [line for line in backend.requests[0].extra["grammar"].splitlines() if line.startswith("name ::=")]
+    offered = set(re.findall(r'\\"([^"\\]+)\\"', rule))  # each alternative is the JSON string, escaped
+    assert {"cup", "cups", "mug", "table", "tables"} <= offered
+    assert "chair" not in offered and "dog" not in offered

@@ -127,6 +127,18 @@ def test_grammar_accepts_exactly_the_protocol(backend: LlamaCppBackend, state: s
     assert accepts(backend, grammar, text) is ok
 
 
+def test_grammar_with_the_twins_names_forbids_names_that_resolve_to_nothing(backend: LlamaCppBackend) -> None:
+    from fastreasonseg.twin.vocab import label_names
+
+    names = sorted({n for label in ("cup", "laptop") for n in label_names(label)})
+    grammar = rollout_grammar([3, 8, 12], video=False, state="after_results", names=names)
+    plan = '<plan>[{"tool": "nearest_to", "args": {"id": %s, "ids": %s}}]</plan>'
+    assert accepts(backend, grammar, plan % ('"laptop"', '"mugs"'))  # a synonym's plural is a name of the cups
+    assert accepts(backend, grammar, plan % ("12", "[3, 8]"))
+    assert not accepts(backend, grammar, plan % ('"laptop"', '"vassie"'))
+    assert not accepts(backend, grammar, plan % ('"thing"', "[3]"))
+
+
 def test_video_grammar_has_the_video_tools(backend: LlamaCppBackend) -> None:
     grammar = rollout_grammar([1, 2], video=True, state="after_results")
     assert accepts(backend, grammar, '<plan>[{"tool": "motion", "args": {"ids": [1]}}]</plan>')

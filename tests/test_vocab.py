@@ -166,3 +166,17 @@ def test_extras_repeating_the_file_are_conflicts() -> None:
 def test_a_consistent_file_has_no_conflicts() -> None:
     assert conflicts(words("couch", plural="couches", synonyms=("sofa",)), words("mug", kind_of=("cup",)),
                      words("cup"), words("person", plural="people", kinds=("man", "woman"))) == []
+
+
+
+def test_label_names_all_name_the_label_and_cover_its_plurals_synonyms_and_broader_words() -> None:
+    from fastreasonseg.twin.vocab import label_names
+
+    for label in ("person", "tennis racket", "cup", "dining table", "knife", "potted plant", "unknown gadget"):
+        names = label_names(label)
+        assert names and all(label_matches(n, label) for n in names), label
+    assert {"cups", "mug", "mugs"} <= set(label_names("cup"))
+    assert {"racket", "rackets", "tennis rackets"} <= set(label_names("tennis racket"))
+    assert {"table", "tables"} <= set(label_names("dining table"))
+    assert "people" in label_names("person") and "knives" in label_names("knife")
+    assert "woman" not in label_names("man") and "table" not in label_names("chair")

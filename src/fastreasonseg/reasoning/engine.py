@@ -354,12 +354,16 @@ class RolloutEngine:
         grammar = None
         if self.config.constrained and self.backend.supports_grammar:
             from fastreasonseg.reasoning.grammar import rollout_grammar
+            from fastreasonseg.twin.tools import track_label
+            from fastreasonseg.twin.vocab import label_names
 
             ids, video, chars = twin.track_ids, twin.is_video, self.config.reason_chars
+            names = sorted({n for i in ids for n in label_names(track_label(twin, i))})
             excluded = tuple(dict.fromkeys((*getattr(self.prompt, "excluded_tools", ()), *self.config.disabled_tools)))
 
             def grammar(state: str) -> str:
-                return rollout_grammar(ids, video=video, state=state, reason_chars=chars, exclude_tools=excluded)
+                return rollout_grammar(ids, video=video, state=state, reason_chars=chars, exclude_tools=excluded,
+                                       names=names)
 
         rollouts = [_Rollout(q, self.messages(twin, q), self.config, grammar) for q in queries]
         if self.backend.supports_batching and len(rollouts) > 1:

@@ -7,9 +7,9 @@ only emit text the protocol parser accepts:
 - ``<reason>`` at most ``reason_chars`` characters without ``<``, then ``</reason>\\n``;
 - then a plan or the answer; a plan is a JSON list of calls whose tool names and argument
   keys/types come from the tool registry (:data:`fastreasonseg.twin.tools.TOOLS`), object
-  ids are the twin's ids (lists at most ``max_ids`` long) or an object name (a string the
-  tool resolves, :mod:`fastreasonseg.twin.tools.registry`), enumerated string arguments are
-  their choices;
+  ids are the twin's ids (lists at most ``max_ids`` long) or one of the names the twin's
+  labels go by (the tool resolves it, :mod:`fastreasonseg.twin.tools.registry`), enumerated
+  string arguments are their choices;
 - after the last allowed tool round only ``<answer>`` may follow;
 - the answer is a non-empty JSON list of the twin's ids.
 
@@ -48,10 +48,18 @@ def _id_rule(ids: Iterable[int]) -> str:
     return "oid ::= " + (" | ".join(_literal(a) for a in alternatives) if alternatives else '"0"')
 
 
+def _name_rule(names: Sequence[str] | None) -> str:
+    """``name``: a JSON string naming objects; the twin's names when given, any short string otherwise."""
+    if names is None:
+        return "name ::= str"
+    alternatives = sorted({json.dumps(str(n)) for n in names if str(n).strip()}, key=lambda s: (len(s), s))
+    return "name ::= " + (" | ".join(_literal(a) for a in alternatives) if alternatives else '"\"\""')
+
+
 def _value_rule(arg_type: str, choices: tuple[str, ...]) -> str:
     if choices:
         return "(" + " | ".join(_literal(json.dumps(c)) for c in choices) + ")"
-    return {"id": "(oid | str)", "ids": "(oids | str)", "int": "int", "num": "num", "str": "str"}.get(arg_type, "str")
+    return {"id": "(oid | name)", "ids": "(oids | name)", "int": "int", "num": "num", "str": "str"}.get(arg_type, "str")
 
 
 def _tool_rules(video: bool, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -83,7 +91,8 @@ def _tool_rules(video: bool, exclude: tuple[str, ...] = ()) -> list[str]:
 
 
 def rollout_grammar(ids: Sequence[int], *, video: bool, state: State = "start", reason_chars: int = 300,
-                    max_calls: int = 4, max_ids: int = 12, exclude_tools: tuple[str, ...] = ()) -> str:
+                    max_calls: int = 4, max_ids: int = 12, exclude_tools: tuple[str, ...] = (),
+                    names: Sequence[str] | None = None) -> str:
     """The GBNF grammar for the next turn of a rollout.
 
     ``state``: ``"start"`` (nothing generated yet), ``"after_results"`` (a ``<results>``
@@ -91,6 +100,9 @@ def rollout_grammar(ids: Sequence[int], *, video: bool, state: State = "start", 
     (nothing generated yet and tools switched off: reason, then answer); ``exclude_tools``
     are tools the prompt does not offer (prompt v1 predates the knowledge tool). Id lists hold at
     most ``min(len(ids), max_ids)`` entries (a looping model cannot repeat ids forever).
+    ``names``: the object names an ``id``/``ids`` argument may give instead of ids (the twin's
+    :func:`~fastreasonseg.twin.vocab.label_names`), so a name the twin cannot resolve is never
+    written; ``None`` allows any short string (the tool then says when it names nothing).
     """
     if reason_chars < 1 or max_calls < 1:
         raise ValueError("reason_chars and max_calls must be >= 1")
@@ -108,6 +120,7 @@ def rollout_grammar(ids: Sequence[int], *, video: bool, state: State = "start", 
         'answer ::= "<answer>" oids "</answer>"',
         f'oids ::= "[" oid ("," ws oid){{0,{max(0, min(len(ids), max_ids) - 1)}}} "]"',
         _id_rule(ids),
+        _name_rule(names),
         *_tool_rules(video, exclude_tools),
     ]
     return "\n".join(rules) + _JSON_RULES

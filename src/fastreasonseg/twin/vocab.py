@@ -304,3 +304,37 @@ def normalize_label(text: str) -> str:
 def label_matches(query: str, label: str) -> bool:
     """Whether the word(s) ``query`` name objects labelled ``label`` (rule in the module docstring)."""
     return label_vocabulary().matches_normalized(_normalize(str(query)), _normalize(str(label)))
+
+
+def _plural_forms(word: str) -> list[str]:
+    """Candidate plurals of ``word`` (kept by :func:`label_names` only when they normalise back to it)."""
+    inverse = [plural for plural, single in EXTRA_PLURALS.items() if single == word]
+    last = word.rsplit(" ", 1)[-1]
+    stem = word[: len(word) - len(last)]
+    endings = [last + "s", last + "es"] + ([last[:-1] + "ies"] if last.endswith("y") else [])
+    return inverse + [stem + e for e in endings]
+
+
+@functools.lru_cache(maxsize=4096)
+def label_names(label: str) -> tuple[str, ...]:
+    """Every phrase that names objects labelled ``label`` (lower case), sorted: the label, its head noun,
+    the broader words it is a kind of, the knowledge base's names, plurals and synonyms that
+    :func:`label_matches` it, and the plurals of all of these.
+
+    The set an object name in a tool call is drawn from when decoding is constrained
+    (:mod:`fastreasonseg.reasoning.grammar`); a phrase outside it names nothing in the twin.
+    """
+    vocab = label_vocabulary()
+    target = _normalize(str(label))
+    if not target:
+        return ()
+    clean = " ".join(_words(str(label)))
+    bases = [clean] + ([clean.rsplit(" ", 1)[1]] if " " in clean else [])
+    bases += vocab.ancestors(target)  # broader words name it too ("brush" a paintbrush)
+    bases += [form for form in vocab.forms if vocab.matches_normalized(_normalize(form), target)]
+    names = set()
+    for base in bases:
+        for form in [base, *_plural_forms(base)]:
+            if vocab.matches_normalized(_normalize(form), target):
+                names.add(form)
+    return tuple(sorted(names))
