@@ -219,3 +219,31 @@ def test_lora_conversion_matches_transformers_with_peft(hf_smollm2, tmp_path: Pa
     assert corr(with_lora - without, adapted - base) > 0.9
     assert np.abs(adapted - base).mean() > 0.05  # and the adapter does change the logits
     assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["r"] == 4
+
+
+@pytest.mark.parametrize(("busy_fraction", "usable", "expected"), [
+    (0.0, 2, 2),  # a quiet 2-core machine: both cores
+    (0.5, 2, 1),  # one core busy (a training job): one thread
+    (1.0, 2, 1),  # all busy: still one
+    (0.0, 8, 4),  # never more than 4
+])
+def test_free_cores_counts_the_cores_not_busy_now(monkeypatch, busy_fraction, usable, expected) -> None:
+    import fastreasonseg.reasoning.backends.llamacpp as module
+
+    samples = iter([(1000, 2000), (1000 + int(1000 * (1 - busy_fraction)), 3000)])
+    monkeypatch.setattr(module, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda _pid: set(range(usable)))
+    monkeypatch.setattr(module.os, "cpu_count", lambda: usable)
+    assert module.free_cores(sample_s=0.0) == expected
+
+
+def test_backend_threads_default_to_free_cores_and_explicit_threads_win(monkeypatch) -> None:
+    import fastreasonseg.reasoning.backends.llamacpp as module
+
+    monkeypatch.setattr(module, "free_cores", lambda: 2)
+    auto = LlamaCppBackend(LlamaCppBackendConfig(model_path=str(default_gguf_path())))
+    fixed = LlamaCppBackend(LlamaCppBackendConfig(model_path=str(default_gguf_path()), n_threads=1, n_threads_batch=1))
+    assert auto.threads == (2, 2) and fixed.threads == (1, 1)
+    assert auto.llm.n_threads == 2 and fixed.llm.n_threads == 1
+    auto.close()
+    fixed.close()

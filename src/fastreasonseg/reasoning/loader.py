@@ -180,7 +180,7 @@ def load_reasoner(config: ReasonerConfig | None = None) -> ReasonerBackend:
             from fastreasonseg.reasoning.backends.llamacpp import LlamaCppBackend, LlamaCppBackendConfig
 
             backend = LlamaCppBackend(LlamaCppBackendConfig(model_path=resolved.target, adapter=resolved.adapter,
-                                                            n_ctx=config.n_ctx, n_threads=config.threads or 1))
+                                                            n_ctx=config.n_ctx, n_threads=config.threads))
     elif backend_name in ("auto", "hf"):
         backend = _load_hf(resolved, config, gguf=resolved.kind == "gguf")
     else:

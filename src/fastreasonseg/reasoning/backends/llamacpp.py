@@ -11,13 +11,16 @@ LoRA adapters: a PEFT adapter is converted once to a GGUF LoRA adapter
 (:mod:`~fastreasonseg.reasoning.backends.gguf_lora`, cached by content hash) and applied by
 llama.cpp at load time.
 
-Threads: ``n_threads`` (decode) defaults to 1 rather than llama.cpp's half the cores, and
-``n_threads_batch`` (prefill) to :func:`default_batch_threads`: the cores this process may
-use (at most 4), but 1 when the machine is already busy. llama.cpp's threads spin while
-waiting, so oversubscribed threads collapse: on this project's 2-core machine under a load
-average of ~10, prefill ran at 62 tok/s on 1 thread vs 20 tok/s on 2, and decode at 58 vs
-8.5 tok/s. Measured numbers and the choice of this backend as the default for
-GGUF students are in :mod:`fastreasonseg.reasoning.loader`.
+Threads: ``n_threads`` (decode) and ``n_threads_batch`` (prefill) default to the cores that are
+free when the model loads (:func:`free_cores`: the usable cores, at most 4, minus those busy
+over a 0.1 s sample of ``/proc/stat``; at least 1). llama.cpp's threads spin while waiting,
+so oversubscribed threads collapse: on this project's 2-core machine under a load average of
+~10, prefill ran at 62 tok/s on 1 thread vs 20 tok/s on 2, and decode at 58 vs 8.5 tok/s;
+on quiet cores (AVX2 EPYC, the embedded student with its adapter) decode ran at 64 tok/s on
+2 threads vs 39 on 1. The 1-minute load average, the earlier rule, still reads "busy" a
+minute after a job stopped, which cost a quiet machine half its decode speed. Measured
+numbers and the choice of this backend as the default for GGUF students are in
+:mod:`fastreasonseg.reasoning.loader`.
 """
 
 from __future__ import annotations
@@ -34,17 +37,39 @@ from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest,
 from fastreasonseg.reasoning.backends.local import find_stop, render_chat_template, reusable_prefix
 
 
-def default_batch_threads() -> int:
-    """Prefill threads: the usable cores (at most 4), or 1 when the load average already fills them."""
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all CPUs from /proc/stat, or None off Linux."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+
+def free_cores(sample_s: float = 0.1, limit: int = 4) -> int:
+    """Cores this process may use (at most ``limit``) that are not busy right now; at least 1.
+
+    Busy is measured over ``sample_s`` seconds of /proc/stat (the machine's CPUs, in cores);
+    where that is unavailable the 1-minute load average stands in.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+        usable = os.cpu_count() or 1
+    machine = os.cpu_count() or usable
+    first = _cpu_times()
+    if first is not None:
+        time.sleep(sample_s)
+        second = _cpu_times()
+        if second is not None and second[1] > first[1]:
+            busy = machine * (1 - (second[0] - first[0]) / (second[1] - first[1]))
+            return max(1, min(limit, usable, round(usable - busy + 0.25)))
     try:
-        busy = os.getloadavg()[0] >= cores
+        busy = os.getloadavg()[0]
     except OSError:
-        busy = False
-    return 1 if busy else max(1, min(4, cores))
+        busy = 0.0
+    return max(1, min(limit, round(usable - busy + 0.25)))
 
 
 @dataclass
@@ -54,8 +79,8 @@ class LlamaCppBackendConfig:
     model_path: str
     adapter: str | None = None
     n_ctx: int = 4096
-    n_threads: int | None = 1
-    n_threads_batch: int | None = None
+    n_threads: int | None = None  # None: free_cores() at load
+    n_threads_batch: int | None = None  # None: free_cores() at load
     n_batch: int = 512
     prefix_cache: bool = True
     seed: int = 0
@@ -96,8 +121,10 @@ class LlamaCppBackend(ReasonerBackend):
         self.config = config
         self.name = f"llama.cpp:{path.name}" + (f"+{Path(config.adapter).name}" if config.adapter else "")
         try:
+            free = free_cores() if config.n_threads is None or config.n_threads_batch is None else 1
+            self.threads = (config.n_threads or free, config.n_threads_batch or free)
             self.llm = Llama(model_path=str(path), n_ctx=config.n_ctx, n_batch=config.n_batch,
-                             n_threads=config.n_threads, n_threads_batch=config.n_threads_batch or default_batch_threads(),
+                             n_threads=self.threads[0], n_threads_batch=self.threads[1],
                              lora_path=lora_path, seed=config.seed, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise FrsError(f"llama.cpp cannot load {path}" + (f" with adapter {config.adapter}" if lora_path else "")
