@@ -139,6 +139,13 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     assert PerceptionConfig.load(tmp_path / CONFIG_NAME).frame_stride == 2
 
 
+def test_a_folder_built_with_float32_before_auto_became_the_default_resumes_on_the_cpu(tmp_path):
+    prepare_out_dir(tmp_path, PerceptionConfig(device="cpu", dtype="float32"), overwrite=False)
+    prepare_out_dir(tmp_path, PerceptionConfig(device="cpu"), overwrite=False)  # dtype auto = float32 here
+    with pytest.raises(FrsError, match="dtype"):
+        prepare_out_dir(tmp_path, PerceptionConfig(device="cpu", dtype="bfloat16"), overwrite=False)
+
+
 # --------------------------------------------------------------------------- the command
 
 

@@ -242,6 +242,17 @@ def _describe(exc: BaseException) -> str:
     return message if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {message}"
 
 
+def _effective_dtype(config: dict[str, Any]) -> Any:
+    """The dtype a config runs in: ``auto`` compares equal to what it resolves to here (float32 on a CPU),
+    so folders built before ``auto`` became the default (with an explicit float32) still resume."""
+    dtype = config.get("dtype")
+    if dtype != "auto":
+        return dtype
+    from fastreasonseg.perception.loading import resolve_device
+
+    return "float16" if resolve_device(str(config.get("device", "auto"))).startswith("cuda") else "float32"
+
+
 def prepare_out_dir(out_dir: Path, config: PerceptionConfig, *, overwrite: bool,
                     annotation_source: dict[str, Any] | None = None) -> None:
     """Create ``out_dir``, refuse to mix configs, and save the resolved config."""
@@ -258,6 +269,7 @@ def prepare_out_dir(out_dir: Path, config: PerceptionConfig, *, overwrite: bool,
         if isinstance(saved, dict):
             # A field added after the folder was built counts as its default there (the old behaviour).
             saved = {**PerceptionConfig().to_dict(), **saved}
+            saved["dtype"], current["dtype"] = _effective_dtype(saved), _effective_dtype(current)
             changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         else:
             changed = ["<unreadable>"]
