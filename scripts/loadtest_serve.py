@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
 
     from fastreasonseg.client import FrsClient
-    from fastreasonseg.serve.demos import demo_scene
+    from fastreasonseg.api.demos import demo_scene
     from fastreasonseg.serve.testing import free_port
 
     port = free_port()
