@@ -27,7 +27,7 @@ from fastreasonseg.perception.box_tracker import BoxPromptTracker
 from fastreasonseg.perception.detector import OwlDetector
 from fastreasonseg.perception.media import VideoFrame
 from fastreasonseg.perception.segmenter import Sam2ImageSegmenter
-from fastreasonseg.perception.testing import save_tiny_models
+from fastreasonseg.perception.testing import first_prompt_box, save_tiny_models
 from fastreasonseg.perception.tracker import Sam2VideoTracker
 from fastreasonseg.twin.masks import decode_mask, mask_box
 
@@ -139,11 +139,8 @@ class OracleSam2Video(Sam2VideoModel):
     def _identity(self, session, obj_id):
         identities = self.__dict__.setdefault("_identities", {})
         if obj_id not in identities:
-            frame, prompt = next(iter(session.point_inputs_per_obj[session.obj_id_to_idx(obj_id)].items()))
-            size = self.config.image_size
-            x1, y1, x2, y2 = prompt["point_coords"].reshape(4).tolist()
-            identities[obj_id] = covered((x1 * WIDTH / size, y1 * HEIGHT / size, x2 * WIDTH / size,
-                                          y2 * HEIGHT / size), frame)
+            frame, box = first_prompt_box(session, obj_id, self.config.image_size, WIDTH, HEIGHT)
+            identities[obj_id] = covered(box, frame)
         return identities[obj_id]
 
 

@@ -20,7 +20,7 @@ from transformers import Sam2VideoModel
 
 from fastreasonseg.perception import VideoTwinBuilder
 from fastreasonseg.perception.detector import OwlDetector
-from fastreasonseg.perception.testing import save_tiny_models
+from fastreasonseg.perception.testing import first_prompt_box, save_tiny_models
 from fastreasonseg.perception.tracker import Sam2VideoTracker
 from fastreasonseg.twin import DigitalTwin
 from fastreasonseg.twin.masks import mask_box
@@ -123,11 +123,7 @@ class OracleSam2Video(Sam2VideoModel):
         """Which scene object a SAM 2 object is: the one its box prompt covered when it was added."""
         identities = self.__dict__.setdefault("_identities", {})
         if obj_id not in identities:
-            inputs = session.point_inputs_per_obj[session.obj_id_to_idx(obj_id)]
-            frame, prompt = next(iter(inputs.items()))
-            size = self.config.image_size
-            x1, y1, x2, y2 = prompt["point_coords"].reshape(4).tolist()
-            box = (x1 * WIDTH / size, y1 * HEIGHT / size, x2 * WIDTH / size, y2 * HEIGHT / size)
+            frame, box = first_prompt_box(session, obj_id, self.config.image_size, WIDTH, HEIGHT)
             truth = self.scene_fn(frame)
             identities[obj_id] = min(truth, key=lambda c: sum(abs(a - b) for a, b in zip(truth[c], box, strict=True)))
         return identities[obj_id]

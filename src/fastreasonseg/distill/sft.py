@@ -144,8 +144,8 @@ def _examples_key(config: SFTRunConfig, files: list[str | Path]) -> str:
     for file in files:
         stat = Path(file).stat()
         parts["files"].append([str(Path(file).resolve()), stat.st_size, stat.st_mtime_ns])
-    for module in (prompt_module, serialize_module, __import__(__name__, fromlist=["_"])):
-        parts["code"].append(hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest())
+    for source in (prompt_module.__file__, serialize_module.__file__, __file__):
+        parts["code"].append(hashlib.sha256(Path(source).read_bytes()).hexdigest())
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -164,3 +164,15 @@ def install_in_hub_cache(folder: str | Path, repo_id: str, cache_dir: str | Path
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     return snapshot
+
+
+def first_prompt_box(session, obj_id: int, image_size: int, width: int, height: int) -> tuple[int, tuple[float, ...]]:
+    """(frame, XYXY box in ``width`` x ``height`` pixels) of the box prompt a SAM 2 video object was added with.
+
+    For test oracles that map a SAM 2 object back to the scene object its prompt covered; reads
+    the transformers inference session, whose point inputs hold the box corners on the
+    ``image_size`` grid.
+    """
+    frame, prompt = next(iter(session.point_inputs_per_obj[session.obj_id_to_idx(obj_id)].items()))
+    x1, y1, x2, y2 = prompt["point_coords"].reshape(4).tolist()
+    return frame, (x1 * width / image_size, y1 * height / image_size, x2 * width / image_size, y2 * height / image_size)
