@@ -49,3 +49,17 @@ def test_intents_without_a_concept_never_ask_it(items: list[dict]) -> None:
     for item in items:
         if item["meta"]["intent"] in ("relation", "nearest_ref", "label_extreme", "global_extreme", "synonym"):
             assert '"tool": "knowledge"' not in item["teacher"]
+
+
+def test_the_knowledge_tool_prefers_the_instrument_to_the_surface_unless_a_place_is_asked() -> None:
+    """'slice the loaf' -> knife, not the cutting board it is sliced on; 'where do I chop vegetables' -> the board."""
+    from fastreasonseg.twin.tools.knowledge import relevance
+
+    labels = ["cutting board", "bread", "knife", "mug", "spoon", "refrigerator", "potted plant"]
+    for phrase in ("slice the loaf", "what would I use to slice the loaf", "cut bread"):
+        scores = relevance(phrase, labels)
+        assert max(scores, key=scores.get) == "knife", (phrase, scores)
+    scores = relevance("where do I chop vegetables", labels)
+    assert max(scores, key=scores.get) == "cutting board", scores
+    scores = relevance("somewhere to sit", ["chair", "tv", "cup"])
+    assert max(scores, key=scores.get) == "chair", scores

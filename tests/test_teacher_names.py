@@ -60,3 +60,38 @@ def test_named_candidates_are_not_also_listed_by_id(items: list[dict]) -> None:
         if plans and not numeric and '"tool": "knowledge"' not in item["teacher"]:
             # every call names its objects: the reasoning does not recite "cup 3, cup 8"
             assert not any(f"{track_label(twin, i)} {i}" in parsed.reason for i in twin.track_ids), item["teacher"]
+
+
+def _result_ids(value: object) -> set[int]:
+    """Every int inside a tool result (ids, ranked pairs, nested per-id facts keyed by id)."""
+    found: set[int] = set()
+    if isinstance(value, bool):
+        return found
+    if isinstance(value, int):
+        found.add(value)
+    elif isinstance(value, list):
+        for v in value:
+            found |= _result_ids(v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and k.isdigit():
+                found.add(int(k))
+            found |= _result_ids(v)
+    return found
+
+
+def test_every_chain_plans_and_answers_with_ids_its_results_show(items: list[dict]) -> None:
+    """Generator v4: no tool-free chain; each answer id is in the chain's tool results (copied, not looked up)."""
+    lookups = 0
+    for item in items:
+        twin = DigitalTwin.from_dict(item["twin"])
+        parsed = parse_rollout(item["teacher"], twin)
+        assert parsed.plans, item["teacher"]
+        shown: set[int] = set()
+        for plan in parsed.plans:
+            for result in run_plan(twin, plan):
+                assert result["ok"], (result, item["teacher"])
+                shown |= _result_ids(result["result"])
+        assert set(parsed.answer_ids or []) <= shown, item["teacher"]
+        lookups += all(c["tool"] == "filter_label" for plan in parsed.plans for c in plan)
+    assert lookups >= 5  # the lookup round exists and is used for the semantic requests

@@ -55,7 +55,8 @@ from fastreasonseg.data.teacher import teach
 from fastreasonseg.io import atomic_write_json
 from fastreasonseg.twin.core import DigitalTwin
 
-GENERATOR_VERSION = 3  # 2: knowledge-tool chains, request surface variety; 3: calls name objects
+GENERATOR_VERSION = 4  # 2: knowledge-tool chains, request surface variety; 3: calls name objects;
+# 4: every chain takes its answer from tool results (a filter_label round where no other tool runs)
 HOLDOUT_MODULUS = 12  # about 1 in 12 categories is held out
 HOLDOUT_EXEMPT_GROUPS = frozenset({"person"})
 

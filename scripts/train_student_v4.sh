@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The student run of docs/RESULTS.md "Student v3": data (generator v3), teacher filter, SFT on prompt v2, dev evaluations.
+# The student run of docs/RESULTS.md "Student v4": data (generator v4), teacher filter, SFT on prompt v2, dev evaluations.
 # Every stage is resumable: rerun the same command after a kill and it continues (same data order).
-#   bash scripts/train_student_v3.sh [WORK_DIR]      (default ../student_v3, outside the repository)
+#   bash scripts/train_student_v4.sh [WORK_DIR]      (default ../student_v4, outside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W=${1:-../student_v3}
+W=${1:-../student_v4}
 F=.venv/bin/frs
 mkdir -p "$W/data" "$W/runs"
 D=$W/data
@@ -21,10 +21,10 @@ cat $D/test_img/test.jsonl $D/test_vid/test.jsonl > $D/test_all.jsonl
 $F teacher --config configs/teacher_programmatic.yaml --items $D/train_all.jsonl --out $W/runs/teacher -q
 $F teacher --config configs/teacher_programmatic.yaml --items $D/dev_all.jsonl --out $W/runs/teacher_dev \
     --set split=val -q
-$F sft --config configs/sft_student_v3.yaml --set items=$D/train_all.jsonl --set chains=$W/runs/teacher/chains.jsonl \
-    --set dev_items=$D/dev_all.jsonl --set dev_chains=$W/runs/teacher_dev/chains.jsonl --set out=$W/runs/sft-v3
+$F sft --config configs/sft_student_v4.yaml --set items=$D/train_all.jsonl --set chains=$W/runs/teacher/chains.jsonl \
+    --set dev_items=$D/dev_all.jsonl --set dev_chains=$W/runs/teacher_dev/chains.jsonl --set out=$W/runs/sft-v4
 # Dev curve: every checkpoint on dev100 (llama.cpp, greedy, the checkpoint's recorded prompt style).
-for ckpt in $W/runs/sft-v3/checkpoint-*; do
+for ckpt in $W/runs/sft-v4/checkpoint-*; do
     $F eval --benchmark synthetic --items $D/dev100.jsonl --reasoner base --adapter "$ckpt" \
         --out "$W/runs/eval/dev-$(basename "$ckpt")"
 done
