@@ -53,6 +53,7 @@ from typing import Literal
 
 from fastreasonseg.errors import FrsError
 from fastreasonseg.reasoning.backends.base import ReasonerBackend
+from fastreasonseg.reasoning.backends.gguf_merge import LORA_MODES
 
 BACKENDS = ("auto", "hf", "llamacpp", "openai")
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -69,6 +70,9 @@ class ReasonerConfig:
     dtype: str = "auto"
     threads: int | None = None
     n_ctx: int = 4096
+    # llama.cpp only: apply the adapter per token ("runtime") or load a merged copy ("merged", see
+    # backends.gguf_merge); transformers always merges (HFBackendConfig.merge_adapter).
+    lora_mode: str = "runtime"
 
     def __post_init__(self) -> None:
         if not self.spec or not self.spec.strip():
@@ -77,6 +81,8 @@ class ReasonerConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.lora_mode not in LORA_MODES:
+            raise ValueError(f"lora_mode must be one of {LORA_MODES}, got {self.lora_mode!r}")
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,8 @@ def load_reasoner(config: ReasonerConfig | None = None) -> ReasonerBackend:
             from fastreasonseg.reasoning.backends.llamacpp import LlamaCppBackend, LlamaCppBackendConfig
 
             backend = LlamaCppBackend(LlamaCppBackendConfig(model_path=resolved.target, adapter=resolved.adapter,
-                                                            n_ctx=config.n_ctx, n_threads=config.threads))
+                                                            n_ctx=config.n_ctx, n_threads=config.threads,
+                                                            lora_mode=config.lora_mode))
     elif backend_name in ("auto", "hf"):
         backend = _load_hf(resolved, config, gguf=resolved.kind == "gguf")
     else:

@@ -9,7 +9,9 @@ the decoded tail after every token; end-of-generation tokens end the turn.
 
 LoRA adapters: a PEFT adapter is converted once to a GGUF LoRA adapter
 (:mod:`~fastreasonseg.reasoning.backends.gguf_lora`, cached by content hash) and applied by
-llama.cpp at load time.
+llama.cpp at load time; with ``lora_mode="merged"`` the model loaded instead is a cached copy with
+the adapter merged into its weights (:mod:`~fastreasonseg.reasoning.backends.gguf_merge`: no
+LoRA work per token, a bigger file because the merged tensors are Q8_0).
 
 Threads: ``n_threads`` (decode) and ``n_threads_batch`` (prefill) default to the cores that are
 free when the model loads (:func:`free_cores`: the usable cores, at most 4, minus those busy
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from fastreasonseg.errors import FrsError
 from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, Message, ReasonerBackend
+from fastreasonseg.reasoning.backends.gguf_merge import LORA_MODES, merged_gguf_for
 from fastreasonseg.reasoning.backends.local import find_stop, render_chat_template, reusable_prefix
 
 
@@ -84,6 +87,9 @@ class LlamaCppBackendConfig:
     n_batch: int = 512
     prefix_cache: bool = True
     seed: int = 0
+    # "runtime": llama.cpp adds the adapter on every token; "merged": load a cached copy of the model with the
+    # adapter merged into its weights (gguf_merge; merged tensors stored as Q8_0, see there why).
+    lora_mode: str = "runtime"
 
     def __post_init__(self) -> None:
         if not str(self.model_path).endswith(".gguf"):
@@ -94,6 +100,8 @@ class LlamaCppBackendConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
+        if self.lora_mode not in LORA_MODES:
+            raise ValueError(f"lora_mode must be one of {LORA_MODES}, got {self.lora_mode!r}")
 
 
 class LlamaCppBackend(ReasonerBackend):
@@ -113,22 +121,25 @@ class LlamaCppBackend(ReasonerBackend):
         path = Path(config.model_path)
         if not path.is_file():
             raise FrsError(f"GGUF model {path} not found")
-        lora_path = None
-        if config.adapter:
+        lora_path, model_file = None, path
+        if config.adapter and config.lora_mode == "merged":
+            model_file = merged_gguf_for(config.adapter, path)
+        elif config.adapter:
             from fastreasonseg.reasoning.backends.gguf_lora import gguf_adapter_for
 
             lora_path = str(gguf_adapter_for(config.adapter, path))
         self.config = config
         self.name = f"llama.cpp:{path.name}" + (f"+{Path(config.adapter).name}" if config.adapter else "")
+        self.name += "[merged]" if model_file != path else ""
         try:
             free = free_cores() if config.n_threads is None or config.n_threads_batch is None else 1
             self.threads = (config.n_threads or free, config.n_threads_batch or free)
-            self.llm = Llama(model_path=str(path), n_ctx=config.n_ctx, n_batch=config.n_batch,
+            self.llm = Llama(model_path=str(model_file), n_ctx=config.n_ctx, n_batch=config.n_batch,
                              n_threads=self.threads[0], n_threads_batch=self.threads[1],
                              lora_path=lora_path, seed=config.seed, verbose=False)
         except (ValueError, RuntimeError) as exc:
-            raise FrsError(f"llama.cpp cannot load {path}" + (f" with adapter {config.adapter}" if lora_path else "")
-                           + f": {exc}") from None
+            adapter = f" with adapter {config.adapter}" if config.adapter else ""
+            raise FrsError(f"llama.cpp cannot load {model_file}{adapter}: {exc}") from None
         metadata = self.llm.metadata
         self.chat_template = metadata.get("tokenizer.chat_template")
         if not self.chat_template:
