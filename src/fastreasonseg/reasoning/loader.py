@@ -34,7 +34,8 @@ transformers fp32           19.3 s   9.2 s (13.0/s)  7.1 s per query (*)  25
 llama.cpp + grammar         0.3 s    4.8 s           2.3 s per query      33
 ==========================  =======  ==============  ===================  ============
 
-(*) batched in lockstep (``complete_many``); llama.cpp runs the queries one after another.
+(*) batched in lockstep (``complete_many``); the llama.cpp rows were measured before its
+``complete_many`` decoded a scene's queries as parallel sequences, one query after another.
 "cold query" = first query on a new scene in a fresh process, generated tokens/s in
 brackets. One stream decodes faster in llama.cpp (256 tokens: 9.2 s vs 15.6 s bf16) and it
 loads 60-90x faster, which decides one-shot ``frs segment`` runs; transformers bf16 with
