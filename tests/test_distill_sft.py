@@ -177,6 +177,65 @@ def test_run_sft_saves_adapter_and_resumes(workdir, tiny_chat_model):
     assert any("lora_" in n for n, _ in model.named_parameters())
 
 
+def _recorded_batches(trainer) -> tuple[list[list[int]], dict]:
+    """Patch ``trainer.training_step`` to record each micro-batch's first row of input ids, and the
+    LoRA weights the first step starts from."""
+    seen: list[list[int]] = []
+    start: dict = {}
+    step = trainer.training_step
+
+    def record(model, inputs, *args, **kwargs):
+        if not seen:
+            start.update({n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n})
+        seen.append(inputs["input_ids"][0].tolist())
+        return step(model, inputs, *args, **kwargs)
+
+    trainer.training_step = record
+    return seen, start
+
+
+def test_a_new_machine_resumes_from_a_committed_milestone(workdir, tiny_chat_model, tmp_path):
+    """A run whose checkpoints are lost continues from an exported milestone: from the milestone's weights
+    and step, on the batches an uninterrupted run would have trained next."""
+    from safetensors.torch import load_file
+
+    from fastreasonseg.distill.export import export_student
+    from fastreasonseg.distill.sft import seed_from_milestone
+    from fastreasonseg.errors import FrsError
+
+    settings = {"batch_size": 1, "max_steps": 4, "save_steps": 2, "sampling": "random"}
+    straight, _ = build_sft_trainer(_config(workdir, tiny_chat_model, out=str(tmp_path / "straight"), **settings))
+    straight_batches, _ = _recorded_batches(straight)
+    straight.train()
+    first = run_sft(_config(workdir, tiny_chat_model, out=str(tmp_path / "lost"), **{**settings, "max_steps": 2}))
+    milestone = export_student(first, tmp_path / "milestone")  # what gets committed: fp16 adapter + trainer state
+    assert json.loads((milestone / "trainer_state.json").read_text())["global_step"] == 2
+    # The new machine: an empty out and the milestone named; the run goes on at step 3.
+    run_sft(_config(workdir, tiny_chat_model, out=str(tmp_path / "new"), resume_from=str(milestone),
+                    **{**settings, "max_steps": 3}))
+    stats = json.loads((tmp_path / "new" / "sft_stats.json").read_text())
+    assert stats["global_step"] == 3 and stats["resumed_from"].endswith("checkpoint-2")
+    # Continuing to step 4 starts from the milestone's weights and trains batches 3 and 4 of the uninterrupted run.
+    resumed, _ = build_sft_trainer(_config(workdir, tiny_chat_model, out=str(tmp_path / "new2"), **settings))
+    resumed_batches, start = _recorded_batches(resumed)
+    resumed.train(resume_from_checkpoint=seed_from_milestone(milestone, tmp_path / "new2"))
+    assert resumed.state.global_step == 4
+    assert len(straight_batches) == 4 and resumed_batches == straight_batches[2:]
+    assert straight_batches[2:] != straight_batches[:2]  # the check can tell batches apart
+    kept = load_file(str(milestone / "adapter_model.safetensors"))
+    assert any(float(v.abs().sum()) > 0 for k, v in kept.items() if "lora_B" in k)
+    by_suffix = {k.split("base_model.model.", 1)[-1].replace(".weight", ""): v for k, v in kept.items()}
+    matched = 0
+    for name, value in start.items():
+        key = name.split("base_model.model.", 1)[-1].replace(".default", "").replace(".weight", "")
+        if key in by_suffix:
+            matched += 1
+            assert torch.allclose(value.float(), by_suffix[key].float(), atol=1e-3)
+    assert matched == len(kept)
+    with pytest.raises(FrsError, match="not a milestone"):
+        seed_from_milestone(tmp_path / "lost" / "no-such-folder", tmp_path / "x")
+
+
 def test_second_session_continues_the_given_adapter(workdir, tiny_chat_model, tmp_path):
     """``adapter=`` trains an existing LoRA further: it starts from the saved weights (not a fresh
     zero-B LoRA), keeps the adapter's own rank, and its update moves those weights."""

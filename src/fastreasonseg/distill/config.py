@@ -278,6 +278,9 @@ class SFTRunConfig(RunConfig):
     dtype: str = "float32"
     bf16: bool = False  # bf16 autocast of the float32 weights (AVX-512-BF16/AMX CPUs: ~1.4x faster steps here)
     adapter: str | None = None  # continue training this LoRA adapter (a second SFT session on new chains)
+    # Continue this run from a milestone (an adapter folder with its trainer_state.json, e.g. a committed
+    # export) when `out` has no checkpoint yet: a lost machine costs one milestone, not the run (sft.py).
+    resume_from: str | None = None
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05

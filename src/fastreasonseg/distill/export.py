@@ -8,7 +8,8 @@ Run::
 Training runs in float32; the shipped adapter is cast to float16 (half the size; LoRA
 deltas are small numbers well inside fp16 range, and the runtime merges or converts them
 anyway). The folder gets the adapter (``adapter_config.json``, ``adapter_model.safetensors``),
-the resolved training config(s) found next to it, and ``MODEL_CARD.md`` saying what it was
+the resolved training config(s) and the trainer state found next to it (so the export is also a
+milestone that ``frs sft --set resume_from=`` continues), and ``MODEL_CARD.md`` saying what it was
 trained on and how well it does. An adapter above ``max_mb`` is refused (the package ships it).
 """
 
@@ -102,6 +103,8 @@ def export_student(adapter: str | Path, dest: str | Path, *, summary: dict[str, 
     save_file(tensors, str(dest / "adapter_model.safetensors"), metadata={"format": "pt"})
     (dest / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     copied = _copy_stage_configs(adapter, dest)
+    if (adapter / "trainer_state.json").is_file():  # the export is then a milestone `frs sft resume_from=` continues
+        shutil.copyfile(adapter / "trainer_state.json", dest / "trainer_state.json")
     style = adapter_prompt_style(adapter)
     write_adapter_meta(dest, style)
     if summary:

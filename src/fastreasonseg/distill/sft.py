@@ -22,7 +22,13 @@ from inserted text). Examples longer than ``max_length`` are dropped and counted
 truncated, so no example loses its answer.
 
 Training is resumable: rerunning with the same ``out`` continues from the last
-``checkpoint-*`` (HF Trainer ``resume_from_checkpoint``). Outputs: ``out/adapter`` (the
+``checkpoint-*`` (HF Trainer ``resume_from_checkpoint``). On a new machine, where ``out`` is
+gone, ``resume_from`` names a milestone: an adapter folder that carries the run's
+``trainer_state.json`` (``out/adapter`` and ``frs export-student`` exports do). It is copied
+into ``out/checkpoint-<step>`` and the Trainer resumes there: same step, same data order
+(the seeded sampler skips the batches already trained); only the optimizer moments and the
+warm-up restart when the milestone has no ``optimizer.pt`` (a committed milestone keeps the
+adapter alone, ~10 MB, not the 4x larger optimizer state). Outputs: ``out/adapter`` (the
 LoRA adapter), ``out/resolved_config.yaml``, ``out/sft_stats.json``, and
 ``out/examples-<key>.json``, the tokenised examples (building them for 20,000 chains takes
 minutes; a resumed run reads them back). The key hashes the data files (path, size, mtime),
@@ -180,6 +186,33 @@ def last_checkpoint(folder: str | Path) -> str | None:
     return str(max(steps)[1]) if steps else None
 
 
+MILESTONE_FILES = ("adapter_config.json", "adapter_model.safetensors", "trainer_state.json", "fastreasonseg.json",
+                   "optimizer.pt", "scheduler.pt", "rng_state.pth")
+
+
+def seed_from_milestone(milestone: str | Path, out: str | Path) -> str:
+    """Copy a milestone's adapter and trainer state into ``out/checkpoint-<step>``; returns that folder."""
+    import shutil
+
+    from fastreasonseg.errors import FrsError
+
+    milestone = Path(milestone)
+    state_path = milestone / "trainer_state.json"
+    if not (milestone / "adapter_model.safetensors").is_file() or not state_path.is_file():
+        raise FrsError(f"resume_from={str(milestone)!r} is not a milestone: it needs adapter_model.safetensors and "
+                       "trainer_state.json (out/adapter of an `frs sft` run or an `frs export-student` folder)")
+    try:
+        step = int(json.loads(state_path.read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FrsError(f"{state_path} has no readable global_step: {exc}") from None
+    folder = Path(out) / f"checkpoint-{step}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in MILESTONE_FILES:
+        if (milestone / name).is_file():
+            shutil.copyfile(milestone / name, folder / name)
+    return str(folder)
+
+
 def build_sft_trainer(config: SFTRunConfig, *, items: Iterable[Any] | None = None,
                       report_to: str = "none") -> tuple[Any, dict[str, Any]]:
     """(SFTTrainer with LoRA on the tokenised chains, data stats) for ``config``."""
@@ -266,6 +299,8 @@ def run_sft(config: SFTRunConfig, *, items: Iterable[Any] | None = None, report_
     trainer, data_stats = build_sft_trainer(config, items=items, report_to=report_to)
     print(f"SFT data: {json.dumps(data_stats)}", flush=True)
     resume = last_checkpoint(out)
+    if resume is None and config.resume_from:
+        resume = seed_from_milestone(config.resume_from, out)
     if resume:
         print(f"resuming from {resume}", flush=True)
     started = time.perf_counter()
@@ -273,6 +308,7 @@ def run_sft(config: SFTRunConfig, *, items: Iterable[Any] | None = None, report_
     adapter = out / "adapter"
     trainer.model.save_pretrained(adapter)
     trainer.processing_class.save_pretrained(adapter)
+    trainer.state.save_to_json(str(adapter / "trainer_state.json"))  # makes out/adapter a milestone (resume_from)
     config.save(adapter)
     write_adapter_meta(adapter, config.prompt)
     stats = {**data_stats, "train_seconds": round(time.perf_counter() - started, 1),
