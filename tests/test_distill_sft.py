@@ -177,6 +177,34 @@ def test_run_sft_saves_adapter_and_resumes(workdir, tiny_chat_model):
     assert any("lora_" in n for n, _ in model.named_parameters())
 
 
+def test_trained_positions_loss_equals_trls_fused_loss(workdir, tiny_chat_model):
+    """The student trainer's loss (logits only at trained positions) and its gradients are TRL's on the same batch."""
+    from trl import SFTTrainer
+
+    # No LoRA dropout: its random masks would differ between the two passes.
+    trainer, _ = build_sft_trainer(_config(workdir, tiny_chat_model, out=str(workdir / "parity"), lora_dropout=0.0))
+    batch = next(iter(trainer.get_train_dataloader()))
+    trained = int((batch["labels"][:, 1:] != -100).sum())
+    assert 0 < trained < batch["labels"].numel() // 2  # the prompt and the results are not trained
+    lora = [p for n, p in trainer.model.named_parameters() if "lora_B" in n]  # lora_A grads are 0 at init
+    results = []
+    for compute in (type(trainer).compute_loss, SFTTrainer.compute_loss):
+        trainer.model.zero_grad()
+        loss = compute(trainer, trainer.model, dict(batch), num_items_in_batch=torch.tensor(trained))
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in lora]))
+    (ours, our_grads), (trls, trl_grads) = results
+    assert float(ours) > 0 and torch.allclose(ours, trls, rtol=1e-4)
+    assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-6) for a, b in zip(our_grads, trl_grads, strict=True))
+    assert any(float(g.abs().sum()) > 0 for g in our_grads)
+    # The dev loss goes through the same loss (no logits kept) and is TRL's mean token NLL.
+    dev, _ = build_sft_trainer(_config(workdir, tiny_chat_model, out=str(workdir / "parity-dev"), lora_dropout=0.0,
+                                       dev_items=str(workdir / "items.jsonl"),
+                                       dev_chains=str(workdir / "teacher" / "chains.jsonl")))
+    loss = dev.evaluate()["eval_loss"]
+    assert 0 < loss < 20
+
+
 def _recorded_batches(trainer) -> tuple[list[list[int]], dict]:
     """Patch ``trainer.training_step`` to record each micro-batch's first row of input ids, and the
     LoRA weights the first step starts from."""
