@@ -76,10 +76,15 @@ def test_report_sets_expectations_by_adapter(tmp_path):
     mine.mkdir()
     (mine / EVAL_SUMMARY).write_text(json.dumps({"data": "my dev set", "metrics": {"overall": {"gIoU": 0.634,
                                                                                               "count": 40}}}))
-    shipped_giou = json.loads((DEFAULT_ADAPTER_DIR / EVAL_SUMMARY).read_text())["metrics"]["overall"]["gIoU"]
+    shipped = json.loads((DEFAULT_ADAPTER_DIR / EVAL_SUMMARY).read_text())
+    shipped_giou = (shipped.get("metrics") or shipped)["overall"]["gIoU"]  # evaluate_reasoner's or `frs eval`'s shape
     base, shipped, other, bare = (text(None), text(str(DEFAULT_ADAPTER_DIR)), text(str(mine)),
                                   text(str(tmp_path / "bare")))
     assert "No distilled adapter is loaded" in base and "scored" not in base
     assert f"scored {100 * shipped_giou:.0f}% gIoU" in shipped and "No distilled adapter" not in shipped
     assert "scored 63% gIoU on my dev set (40 items)" in other
     assert "carries no measured score" in bare
+    cli = tmp_path / "cli_adapter"  # an `frs eval` summary.json as export-student copies it
+    cli.mkdir()
+    (cli / EVAL_SUMMARY).write_text(json.dumps({"data": "dev100", "count": 100, "overall": {"gIoU": 0.39, "count": 100}}))
+    assert "scored 39% gIoU on dev100 (100 items)" in text(str(cli))

@@ -147,6 +147,8 @@ def export_command(
                                          "src/fastreasonseg/reasoning/default_adapter).")],
     summary: Annotated[Path | None, typer.Option("--summary", help="Evaluation summary JSON for the model card.")] = None,
     note: Annotated[str, typer.Option("--note", help="Training notes for the model card.")] = "",
+    data_name: Annotated[str, typer.Option("--data", help="What the summary was measured on (`frs demo` quotes it), "
+                                           "e.g. 'dev100 of docs/RESULTS.md'.")] = "",
     max_mb: Annotated[float, typer.Option("--max-mb", help="Refuse adapters larger than this.")] = 20.0,
 ) -> int:
     """Package a trained adapter as the embedded student: fp16 safetensors, configs and a model card."""
@@ -161,5 +163,9 @@ def export_command(
             data = json.loads(summary.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise FrsError(f"cannot read summary {summary}: {exc}") from None
+        if not isinstance(data, dict):
+            raise FrsError(f"summary {summary} is not a JSON object")
+        if data_name:
+            data = {**data, "data": data_name}
     typer.echo(f"exported: {export_student(adapter, dest, summary=data, note=note, max_mb=max_mb)}")
     return 0

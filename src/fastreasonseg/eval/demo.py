@@ -291,7 +291,10 @@ def _expectation_lines(adapter: str | None) -> list[str]:
         return ["No distilled adapter is loaded: this is the base model prompted with worked examples, so expect few "
                 "correct answers (train one with `frs sft` / `frs rl`, or pass `--adapter`).", ""]
     summary = adapter_eval_summary(adapter)
-    overall = ((summary or {}).get("metrics") or {}).get("overall") or {}
+    summary = summary or {}
+    # export-student stores either evaluate_reasoner's {"metrics": {"overall": ...}} or `frs eval`'s summary.json,
+    # whose "overall" is top-level (the model card's table reads both the same way)
+    overall = (summary.get("metrics") or summary).get("overall") or {}
     giou = overall.get("gIoU")
     if not isinstance(giou, (int, float)):
         return ["This adapter carries no measured score (no eval_summary.json beside it).", ""]
