@@ -321,7 +321,9 @@ def test_export_student_writes_fp16_adapter_and_model_card(tiny_chat_model, tmp_
     assert "SFTRunConfig" in (dest / "stage1_resolved_config.yaml").read_text()  # the stage GRPO started from
     eval_summary = {"count": 2, "overall": {"count": 2, "gIoU": 0.5, "cIoU": 0.4},  # `frs eval` summary.json
                     "groups": {"level": {"L2": {"count": 2, "gIoU": 0.5, "cIoU": 0.4}}}}
-    card2 = (export_student(tmp_path / "trained", tmp_path / "e2", summary=eval_summary) / "MODEL_CARD.md").read_text()
+    card2 = (export_student(tmp_path / "trained", tmp_path / "e2", summary=eval_summary, data="dev split")
+             / "MODEL_CARD.md").read_text()
+    assert json.loads((tmp_path / "e2" / "eval_summary.json").read_text())["data"] == "dev split"
     assert "| level=L2 | 2 | 0.500 | 0.400 |" in card2
     reloaded, _ = load_policy(str(tiny_chat_model), adapter=str(dest))  # loads back through the runtime's PEFT path
     assert any("lora_" in n for n, _ in reloaded.named_parameters())

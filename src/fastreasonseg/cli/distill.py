@@ -165,7 +165,5 @@ def export_command(
             raise FrsError(f"cannot read summary {summary}: {exc}") from None
         if not isinstance(data, dict):
             raise FrsError(f"summary {summary} is not a JSON object")
-        if data_name:
-            data = {**data, "data": data_name}
-    typer.echo(f"exported: {export_student(adapter, dest, summary=data, note=note, max_mb=max_mb)}")
+    typer.echo(f"exported: {export_student(adapter, dest, summary=data, note=note, max_mb=max_mb, data=data_name)}")
     return 0

@@ -22,7 +22,7 @@ from typing import Any
 
 from fastreasonseg.errors import FrsError
 from fastreasonseg.io import atomic_write_json
-from fastreasonseg.reasoning.loader import EVAL_SUMMARY
+from fastreasonseg.reasoning.loader import EVAL_SUMMARY, summary_metrics
 from fastreasonseg.reasoning.prompt import adapter_prompt_style, write_adapter_meta
 
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -30,7 +30,7 @@ BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 def _metrics_table(summary: dict[str, Any]) -> str:
     """A markdown table from an evaluation summary (``evaluate_reasoner`` output or ``frs eval`` summary.json)."""
-    metrics = summary.get("metrics", summary)
+    metrics = summary_metrics(summary)
     overall = metrics.get("overall", {})
     lines = ["| group | count | gIoU | cIoU |", "|---|---|---|---|"]
 
@@ -78,8 +78,9 @@ def _copy_stage_configs(adapter: Path, dest: Path) -> list[str]:
 
 
 def export_student(adapter: str | Path, dest: str | Path, *, summary: dict[str, Any] | None = None,
-                   note: str = "", max_mb: float = 20.0, base_model: str = BASE_MODEL_ID) -> Path:
-    """Write the fp16 adapter, its configs and a model card to ``dest`` (replacing an older export there)."""
+                   note: str = "", max_mb: float = 20.0, base_model: str = BASE_MODEL_ID, data: str = "") -> Path:
+    """Write the fp16 adapter, its configs and a model card to ``dest`` (replacing an older export there);
+    ``data`` names what ``summary`` was measured on (stored in it as ``data``, which `frs demo` quotes)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -107,6 +108,8 @@ def export_student(adapter: str | Path, dest: str | Path, *, summary: dict[str, 
         shutil.copyfile(adapter / "trainer_state.json", dest / "trainer_state.json")
     style = adapter_prompt_style(adapter)
     write_adapter_meta(dest, style)
+    if summary and data:
+        summary = {**summary, "data": data}
     if summary:
         atomic_write_json(dest / EVAL_SUMMARY, summary, indent=1)  # what `frs demo` quotes
     card = [

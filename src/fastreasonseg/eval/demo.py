@@ -285,16 +285,13 @@ def _ids(ids: list[int] | None) -> str:
 
 def _expectation_lines(adapter: str | None) -> list[str]:
     """What score to expect: none loaded (base model), or the adapter's own measured score (its eval_summary.json)."""
-    from fastreasonseg.reasoning.loader import adapter_eval_summary
+    from fastreasonseg.reasoning.loader import adapter_eval_summary, summary_metrics
 
     if adapter is None:
         return ["No distilled adapter is loaded: this is the base model prompted with worked examples, so expect few "
                 "correct answers (train one with `frs sft` / `frs rl`, or pass `--adapter`).", ""]
-    summary = adapter_eval_summary(adapter)
-    summary = summary or {}
-    # export-student stores either evaluate_reasoner's {"metrics": {"overall": ...}} or `frs eval`'s summary.json,
-    # whose "overall" is top-level (the model card's table reads both the same way)
-    overall = (summary.get("metrics") or summary).get("overall") or {}
+    summary = adapter_eval_summary(adapter) or {}
+    overall = summary_metrics(summary).get("overall") or {}
     giou = overall.get("gIoU")
     if not isinstance(giou, (int, float)):
         return ["This adapter carries no measured score (no eval_summary.json beside it).", ""]

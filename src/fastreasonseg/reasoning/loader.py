@@ -125,6 +125,13 @@ def adapter_eval_summary(adapter: str | Path | None) -> dict | None:
     return summary if isinstance(summary, dict) else None
 
 
+def summary_metrics(summary: dict) -> dict:
+    """The metrics of an evaluation summary: ``evaluate_reasoner`` nests them under ``metrics``, ``frs eval``'s
+    summary.json holds ``overall`` and ``groups`` at the top level (export-student stores either)."""
+    metrics = summary.get("metrics")
+    return metrics if isinstance(metrics, dict) else summary
+
+
 def default_adapter() -> Path | None:
     """The distilled adapter shipped with the package, or None until one is trained and shipped."""
     return DEFAULT_ADAPTER_DIR if (DEFAULT_ADAPTER_DIR / "adapter_config.json").is_file() else None
