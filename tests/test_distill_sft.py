@@ -329,3 +329,23 @@ def test_export_student_writes_fp16_adapter_and_model_card(tiny_chat_model, tmp_
     assert any("lora_" in n for n, _ in reloaded.named_parameters())
     with pytest.raises(FrsError, match="MB limit"):
         export_student(tmp_path / "trained", tmp_path / "too_big", max_mb=0.0001)
+
+
+def test_export_student_finds_run_config_of_a_checkpoint_folder(tiny_chat_model, tmp_path):
+    """A Trainer checkpoint-N folder has no resolved_config.yaml of its own: the run folder's is used."""
+    from peft import get_peft_model
+
+    from fastreasonseg.distill.export import export_student
+    from fastreasonseg.distill.models import lora_config
+
+    model, _ = load_policy(str(tiny_chat_model))
+    ckpt = tmp_path / "run" / "checkpoint-40"
+    get_peft_model(model, lora_config(4, 8, 0.0, ("q_proj", "v_proj"))).save_pretrained(ckpt)
+    (tmp_path / "run" / "resolved_config.yaml").write_text("config_class: SFTRunConfig\nlearning_rate: 0.0004\n")
+    dest = export_student(ckpt, tmp_path / "export")
+    assert "learning_rate: 0.0004" in (dest / "resolved_config.yaml").read_text()
+    assert "resolved_config.yaml" in (dest / "MODEL_CARD.md").read_text()
+    lone = tmp_path / "lone" / "adapter"  # not a checkpoint folder: the parent's config is not borrowed
+    get_peft_model(load_policy(str(tiny_chat_model))[0], lora_config(4, 8, 0.0, ("q_proj",))).save_pretrained(lone)
+    (tmp_path / "lone" / "resolved_config.yaml").write_text("config_class: SFTRunConfig\n")
+    assert not (export_student(lone, tmp_path / "export2") / "resolved_config.yaml").exists()

@@ -52,6 +52,15 @@ def _metrics_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines + (["", *extra] if extra else []))
 
 
+def _resolved_config(folder: Path) -> Path | None:
+    """The run config that produced ``folder``: its own ``resolved_config.yaml``, or for a Trainer
+    ``checkpoint-N`` folder the one in the run folder above it."""
+    for candidate in (folder, folder.parent if folder.name.startswith("checkpoint-") else None):
+        if candidate is not None and (candidate / "resolved_config.yaml").is_file():
+            return candidate / "resolved_config.yaml"
+    return None
+
+
 def _copy_stage_configs(adapter: Path, dest: Path) -> list[str]:
     """Copy the adapter's resolved config and, following its ``adapter:`` field (GRPO started from an
     SFT adapter), the earlier stages' configs as ``stage1_resolved_config.yaml``... (earliest first)."""
@@ -59,8 +68,8 @@ def _copy_stage_configs(adapter: Path, dest: Path) -> list[str]:
 
     chain: list[Path] = []
     folder: Path | None = adapter
-    while folder is not None and (folder / "resolved_config.yaml").is_file() and len(chain) < 4:
-        chain.append(folder / "resolved_config.yaml")
+    while folder is not None and (found := _resolved_config(folder)) is not None and len(chain) < 4:
+        chain.append(found)
         try:
             parent = (yaml.safe_load(chain[-1].read_text(encoding="utf-8")) or {}).get("adapter")
         except yaml.YAMLError:
