@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastreasonseg.errors import FrsError
+from fastreasonseg.hardware import check_bf16 as check_bf16  # moved (perception shares it); sft/grpo import it here
 
 if TYPE_CHECKING:
     from fastreasonseg.twin.core import DigitalTwin
@@ -56,24 +57,6 @@ def load_policy(model: str, gguf_file: str | None = None, dtype: str = "float32"
             raise FrsError(f"adapter {adapter!r} is not a PEFT adapter folder (no adapter_config.json)")
         policy = PeftModel.from_pretrained(policy, adapter, is_trainable=trainable_adapter)
     return policy, tokenizer
-
-
-def check_bf16(requested: bool, cpuinfo: str | None = None) -> None:
-    """Refuse bf16 autocast on a CPU without bf16 arithmetic (AVX-512-BF16 or AMX): there PyTorch falls back
-    to a reference GEMM about 40x slower than float32 (measured on an AVX2-only AMD EPYC: 1.3 vs 56 GFLOP/s)."""
-    if not requested:
-        return
-    import torch
-
-    if torch.cuda.is_available():
-        return
-    try:
-        flags = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return  # not Linux: cannot tell, trust the user
-    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
-        raise FrsError("bf16=true needs a CPU with bf16 arithmetic (AVX-512-BF16 or AMX); this one has neither, "
-                       "so bf16 would train about 40x slower than float32. Set bf16=false.")
 
 
 def lora_config(r: int, alpha: int, dropout: float, targets: tuple[str, ...] | list[str]) -> Any:
