@@ -39,6 +39,9 @@ def build_command(
                                                     "or 'none' for no depth.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = None,
+    autocast: Annotated[str | None, typer.Option("--autocast", help="bf16 autocast of the image encoders: auto "
+                                                 "(on CPUs with bf16 arithmetic; the fast preset's), off "
+                                                 "(quality's) or bfloat16.")] = None,
     vocabulary: Annotated[Path | None, typer.Option("--vocabulary", help="Extra labels file, one per line.")] = None,
     labels: Annotated[list[str] | None, typer.Option("--label", help="An extra label (repeatable).")] = None,
     no_default_vocabulary: Annotated[bool, typer.Option("--no-default-vocabulary",
@@ -91,6 +94,7 @@ def build_command(
         base = PerceptionConfig.load(config_file) if config_file is not None else PerceptionConfig()
         config = base.with_overrides(
             preset=preset, detector_model=detector, segmenter_model=segmenter, depth_model=depth_model, device=device, dtype=dtype,
+            autocast=autocast,
             vocabulary_file=str(vocabulary) if vocabulary else None, score_threshold=threshold,
             frame_stride=frame_stride, max_frames=max_frames,
             extra_labels=[*base.extra_labels, *(labels or [])] if labels else None,

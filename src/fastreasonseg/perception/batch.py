@@ -253,6 +253,22 @@ def _effective_dtype(config: dict[str, Any]) -> Any:
     return "float16" if resolve_device(str(config.get("device", "auto"))).startswith("cuda") else "float32"
 
 
+def _effective_autocast(config: dict[str, Any]) -> Any:
+    """The autocast a config runs with here: ``auto`` compares equal to what it resolves to on this machine
+    (``off`` on a CPU without bf16 arithmetic), so ``fast`` folders built before the field existed still
+    resume there, and are refused where ``auto`` now means bfloat16 (their twins were built in float32)."""
+    autocast = config.get("autocast")
+    if autocast != "auto":
+        return autocast
+    from fastreasonseg.perception.loading import resolve_autocast, resolve_device
+
+    try:
+        resolved = resolve_autocast("auto", resolve_device(str(config.get("device", "auto"))))
+    except FrsError:
+        return autocast
+    return "off" if resolved is None else "bfloat16"
+
+
 def prepare_out_dir(out_dir: Path, config: PerceptionConfig, *, overwrite: bool,
                     annotation_source: dict[str, Any] | None = None) -> None:
     """Create ``out_dir``, refuse to mix configs, and save the resolved config."""
@@ -270,6 +286,7 @@ def prepare_out_dir(out_dir: Path, config: PerceptionConfig, *, overwrite: bool,
             # A field added after the folder was built counts as its default there (the old behaviour).
             saved = {**PerceptionConfig().to_dict(), **saved}
             saved["dtype"], current["dtype"] = _effective_dtype(saved), _effective_dtype(current)
+            saved["autocast"], current["autocast"] = _effective_autocast(saved), _effective_autocast(current)
             changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         else:
             changed = ["<unreadable>"]

@@ -6,6 +6,8 @@ pass stand-ins that return controlled model outputs, and a Ray worker builds one
 process). ``check_available`` names every missing model at once before anything loads.
 The video tracker follows ``config.video_mode``: SAM 2 propagation (``propagate``) or the box
 tracker over the image segmenter (``detect``), which then serves images and videos alike.
+Loaded models get the config's device, weight dtype and bf16 autocast (``config.autocast``,
+resolved for this machine by :func:`~fastreasonseg.perception.loading.resolve_autocast`).
 """
 
 from __future__ import annotations
@@ -35,14 +37,23 @@ class ComponentSet:
         self._depth = depth
         self._device: str | None = None
         self._dtype: Any = None
+        self._autocast: Any = None
 
     def _placement(self) -> tuple[str, Any]:
         if self._device is None:
-            from fastreasonseg.perception.loading import resolve_device, resolve_dtype
+            from fastreasonseg.perception.loading import resolve_autocast, resolve_device, resolve_dtype
 
-            self._device = resolve_device(self.config.device)
-            self._dtype = resolve_dtype(self.config.dtype, self._device)
+            device = resolve_device(self.config.device)
+            self._dtype = resolve_dtype(self.config.dtype, device)
+            self._autocast = resolve_autocast(self.config.autocast, device)
+            self._device = device
         return self._device, self._dtype
+
+    @property
+    def autocast_dtype(self) -> Any:
+        """The dtype the loaded models autocast to (``torch.bfloat16``), or None; see ``PerceptionConfig.autocast``."""
+        self._placement()
+        return self._autocast
 
     def check_available(self, video: bool) -> None:
         """Fail early, naming every missing model at once, before any model is loaded."""
@@ -69,7 +80,8 @@ class ComponentSet:
             self._detector = OwlDetector.from_pretrained(
                 cfg.detector_model, device=device, dtype=dtype, local_files_only=cfg.local_files_only,
                 prompt_template=cfg.prompt_template, score_threshold=cfg.score_threshold, nms_iou=cfg.nms_iou,
-                merge_iou=cfg.merge_iou, max_detections=cfg.max_objects, input_size=cfg.detector_input_size)
+                merge_iou=cfg.merge_iou, max_detections=cfg.max_objects, input_size=cfg.detector_input_size,
+                autocast_dtype=self._autocast)
         return self._detector
 
     @property
@@ -80,7 +92,7 @@ class ComponentSet:
             device, dtype = self._placement()
             self._segmenter = Sam2ImageSegmenter.from_pretrained(
                 self.config.segmenter_model, device=device, dtype=dtype, local_files_only=self.config.local_files_only,
-                input_size=self.config.segmenter_input_size)
+                input_size=self.config.segmenter_input_size, autocast_dtype=self._autocast)
         return self._segmenter
 
     @property
@@ -106,7 +118,8 @@ class ComponentSet:
             device, dtype = self._placement()
             self._depth = DepthEstimator.from_pretrained(self.config.depth_model, device=device, dtype=dtype,
                                                          local_files_only=self.config.local_files_only,
-                                                         input_size=self.config.depth_input_size)
+                                                         input_size=self.config.depth_input_size,
+                                                         autocast_dtype=self._autocast)
         return self._depth
 
 

@@ -29,6 +29,8 @@ DEFAULT_DEPTH_MODEL = PRESETS["quality"].depth_model
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # "auto": float16 on CUDA, float32 elsewhere (loading.resolve_dtype).
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# bf16 autocast of the image encoders; "auto": on a CPU with bf16 arithmetic only (loading.resolve_autocast).
+AUTOCAST_MODES = ("auto", "off", "bfloat16")
 VIDEO_MODES = ("propagate", "detect")
 
 
@@ -59,6 +61,11 @@ class PerceptionConfig:
     ``propagate`` segments the frames between key frames with SAM 2's video memory; ``detect``
     prompts the image predictor with each track's predicted box, and a track the detector has
     not confirmed on more than ``max_unconfirmed_keyframes`` consecutive key frames ends.
+
+    Precision: ``dtype`` is the weights' dtype (``auto``: float16 on CUDA, float32 elsewhere);
+    ``autocast`` runs the expensive encoders in bfloat16 on top of it (see
+    :mod:`fastreasonseg.perception.presets`). The ``propagate`` mode's SAM 2 video model always runs
+    in the weights' dtype: its memory attention and mask decoder are the thresholded part.
     """
 
     preset: str = "quality"
@@ -72,6 +79,9 @@ class PerceptionConfig:
     segmenter_input_size: int | None = FROM_PRESET
     depth_input_size: int | None = FROM_PRESET
     video_mode: str = FROM_PRESET
+    # Autocast of the models' heavy passes (OWLv2 and SAM 2 image encoders, Depth Anything) to bfloat16
+    # while the weights stay in ``dtype``; heads whose outputs are thresholded run in the weights' dtype.
+    autocast: str = FROM_PRESET
     device: str = "auto"
     dtype: str = "auto"
     # Use only weights already on disk (never contact the hub).
@@ -125,6 +135,9 @@ class PerceptionConfig:
             problems.append(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
         if self.dtype not in DTYPES:
             problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.autocast not in AUTOCAST_MODES:
+            problems.append(f"autocast must be one of {', '.join(AUTOCAST_MODES)} (auto: bfloat16 on a CPU with "
+                            f"bf16 arithmetic, off elsewhere), got {self.autocast!r}")
         if self.video_mode not in VIDEO_MODES:
             problems.append(f"video_mode must be one of {', '.join(VIDEO_MODES)}, got {self.video_mode!r}")
         for name, multiple in (("detector_input_size", 16), ("segmenter_input_size", 32), ("depth_input_size", 14)):

@@ -13,6 +13,10 @@ at 384 instead of 960 px): as the OWL-ViT authors do for variable inference reso
 is truncated at the bottom/right (:func:`truncate_owl_positions`) rather than interpolated,
 and the box bias is rebuilt for the smaller patch grid. Only sizes up to the training size work.
 
+``autocast_dtype`` (the ``fast`` preset on a CPU with bf16 arithmetic) runs the ViT image
+encoder, nearly all of the cost, under bf16 autocast; the class and box heads then run in the
+weights' dtype on its output, so scores and boxes are not rounded to bf16's 8-bit mantissa.
+
 ``postprocess_detections`` is separate from the model so it can be tested with a controlled
 model output: sigmoid of the best label's logit per box, threshold, boxes to image pixels
 (:func:`owlv2_boxes_to_pixels` for OWLv2, a per-axis scale for OWL-ViT), class-aware NMS, then
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from fastreasonseg.perception.loading import autocast_context
 from fastreasonseg.perception.ops import box_iou, class_aware_nms, owlv2_boxes_to_pixels
 
 
@@ -152,7 +157,7 @@ class OwlDetector:
 
     def __init__(self, model: Any, processor: Any, *, device: str = "cpu", prompt_template: str = "a photo of a {}",
                  score_threshold: float = 0.2, nms_iou: float = 0.5, merge_iou: float = 0.85,
-                 max_detections: int = 50, input_size: int | None = None):
+                 max_detections: int = 50, input_size: int | None = None, autocast_dtype: Any = None):
         if model is not None and input_size is not None:
             truncate_owl_positions(model, input_size)
         self.model = model
@@ -161,6 +166,7 @@ class OwlDetector:
         self.padded_square = model is None or getattr(model.config, "model_type", "owlv2") != "owlvit"
         self.input_size = int(model.config.vision_config.image_size) if model is not None else input_size
         self.device = device
+        self.autocast_dtype = autocast_dtype  # the image encoder's autocast (None: the weights' dtype)
         self.prompt_template = prompt_template
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
@@ -220,7 +226,10 @@ class OwlDetector:
         square = {"height": self.input_size, "width": self.input_size}
         pixel_values = self.processor.image_processor(images=image, size=square, return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
-            feature_map, _ = self.model.image_embedder(pixel_values=pixel_values.to(self.device, self.dtype))
+            with autocast_context(self.device, self.autocast_dtype):
+                feature_map, _ = self.model.image_embedder(pixel_values=pixel_values.to(self.device, self.dtype))
+            # The class and box heads run in the weights' dtype: their outputs are thresholded and become boxes.
+            feature_map = feature_map.to(self.dtype)
             batch, grid_h, grid_w, hidden = feature_map.shape
             image_feats = feature_map.reshape(batch, grid_h * grid_w, hidden)
             logits, _ = self.model.class_predictor(image_feats, query[None].to(image_feats.dtype), None)

@@ -13,12 +13,16 @@ and in the tests (which save tiny random models to a folder and pass the folder)
 
 Device ``"auto"`` picks CUDA, then Apple MPS, then the CPU, from what torch reports as
 available; an explicitly requested device that is absent is an error, never a silent fallback.
+The same holds for precision: :func:`resolve_dtype` gives the weights' dtype and
+:func:`resolve_autocast` the bf16 autocast of the heavy passes, which ``auto`` turns on only on
+a CPU with bf16 arithmetic.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,6 +109,53 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     if dtype == "float16" and device == "cpu":
         raise FrsError("dtype float16 is not supported on the CPU; use float32 or bfloat16")
     return table[dtype]
+
+
+def resolve_autocast(autocast: str, device: str, *, cpuinfo: str | None = None) -> Any:
+    """The dtype the models' heavy passes autocast to on ``device`` (``torch.bfloat16``), or None (no autocast).
+
+    ``"auto"`` is bfloat16 on a CPU with bf16 arithmetic (:func:`fastreasonseg.hardware.cpu_has_bf16`)
+    and off everywhere else: on CUDA the weights are already float16 (dtype ``auto``), and on a
+    CPU without bf16 arithmetic a bf16 matmul is ~40x slower than float32. Asking for
+    ``"bfloat16"`` on such a CPU is therefore an error rather than a silent slowdown. ``cpuinfo``
+    replaces this machine's /proc/cpuinfo (tests).
+    """
+    import torch
+
+    from fastreasonseg.hardware import cpu_has_bf16
+
+    if autocast == "off":
+        return None
+    if autocast not in ("auto", "bfloat16"):
+        raise FrsError(f"unknown autocast {autocast!r}; use auto, off or bfloat16")
+    if device == "cpu":
+        native = cpu_has_bf16(cpuinfo)
+        if autocast == "auto":
+            return torch.bfloat16 if native else None  # unknown flags (not Linux): stay in float32
+        if native is False:
+            raise FrsError("autocast bfloat16 needs a CPU with bf16 arithmetic (AVX-512-BF16 or AMX); this one has "
+                           "neither, so it would run about 40x slower than float32. Use autocast auto or off.")
+        return torch.bfloat16
+    if autocast == "auto":
+        return None  # CUDA keeps its float16 weights, MPS its float32
+    if device.startswith("cuda"):
+        return torch.bfloat16
+    raise FrsError(f"autocast bfloat16 is for CPUs with bf16 arithmetic and CUDA GPUs, not {device!r}; "
+                   "use autocast off")
+
+
+def autocast_context(device: str, autocast_dtype: Any) -> AbstractContextManager:
+    """``torch.autocast`` to ``autocast_dtype`` on ``device``'s type, or a no-op when it is None.
+
+    Without the weight-cast cache: these encoders use each weight once per pass, so the cache
+    saves no casts, but it would hold a bf16 copy of every weight until the pass ends (OWLv2's
+    ViT-B/16 alone: ~170 MB on top of the float32 weights, against the fast preset's 1.5 GB budget).
+    """
+    if autocast_dtype is None:
+        return nullcontext()
+    import torch
+
+    return torch.autocast(device.split(":")[0], dtype=autocast_dtype, cache_enabled=False)
 
 
 # --------------------------------------------------------------------------- availability
