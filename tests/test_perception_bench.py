@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fastreasonseg.hardware import cpu_has_bf16
 from fastreasonseg.perception.bench import COMPONENTS, format_table, perception_benchmark, summarize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py: tiny models, one thread
@@ -23,10 +24,20 @@ def test_benchmark_reports_both_presets_for_every_component():
     assert (video["quality"]["video_mode"], video["fast"]["video_mode"]) == ("propagate", "detect")
     assert video["fast"]["frames"] == 5  # one key-frame cycle: the steady-state cost per frame
     assert "@384" in video["fast"]["models"] and "@960" in video["quality"]["models"]
+    # Each row says which precision ran: fast autocasts to bf16 only where the CPU has bf16 arithmetic.
+    fast_ran = "bfloat16" if cpu_has_bf16() else "off"
+    assert {(row["preset"], row["autocast"]) for row in rows} == {("quality", "off"), ("fast", fast_ran)}
     summary = summarize(rows)
     assert set(summary) == {"quality", "fast"} and summary["fast"]["video_fps"] > 0
     table = format_table(rows)
     assert all(component in table for component in COMPONENTS) and "fast s/frame" in table
+    assert table.splitlines()[-1] == f"| autocast | off |  | {fast_ran} |  |"
+
+
+def test_autocast_can_be_replaced_to_time_fast_in_float32():
+    (row,) = perception_benchmark(("fast",), ("segmenter",), tiny=True, frames=1, warmup=0, image_size=(48, 64),
+                                  isolate=False, objects=2, autocast="off")
+    assert row["autocast"] == "off" and row["seconds_per_frame"] > 0
 
 
 def test_isolated_run_measures_in_a_fresh_process():

@@ -17,6 +17,10 @@ Rows, per preset (:mod:`fastreasonseg.perception.presets`):
   tracks, timed over ``keyframe_interval`` frames (one key frame per cycle) after ``video_warmup``
   frames (SAM 2's memory bank fills in 7), i.e. the steady-state cost per frame.
 
+Each row runs with its preset's ``autocast`` (``fast``: bf16 autocast of the encoders on a CPU
+with bf16 arithmetic, float32 elsewhere; the row's ``autocast`` field and the table's last line
+say which ran) unless ``autocast`` replaces it, e.g. ``--autocast off`` to time ``fast`` in float32.
+
 Each row runs in a fresh process by default, so its peak resident memory (``ru_maxrss``) is its
 own; ``model_rss_mb`` is the increase over the process after importing torch and transformers.
 
@@ -24,6 +28,7 @@ Run on quiet cores (nothing else running)::
 
     frs bench efficiency --perception --no-latency --reasoner student   # with the reasoner table
     python -m fastreasonseg.perception.bench                            # perception alone
+    python -m fastreasonseg.perception.bench --presets fast --autocast off --threads 2   # fast in float32
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ def _rss_peak_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def _models(preset: str, tiny: bool, device: str) -> dict[str, Any]:
-    """Random full-size (or tiny) models of the preset's architectures, wrapped at its input sizes."""
+def _models(preset: str, tiny: bool, device: str, autocast_dtype: Any) -> dict[str, Any]:
+    """Random full-size (or tiny) models of the preset's architectures, wrapped at its input sizes and autocast."""
     import torch
     from transformers import (
         DepthAnythingConfig,
@@ -98,14 +103,15 @@ def _models(preset: str, tiny: bool, device: str) -> dict[str, Any]:
     depth_processor = DPTImageProcessorPil(size={"height": depth_size, "width": depth_size}, keep_aspect_ratio=True,
                                            ensure_multiple_of=14, resample=3, do_pad=False,
                                            image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-    segmenter = Sam2ImageSegmenter(Sam2Model(image_config).to(device).eval(), device=device)
+    segmenter = Sam2ImageSegmenter(Sam2Model(image_config).to(device).eval(), device=device,
+                                   autocast_dtype=autocast_dtype)
     return {
         "detector": OwlDetector(owl.to(device).eval(), processor, device=device, score_threshold=0.0,
-                                input_size=sizes["detector"]),
+                                input_size=sizes["detector"], autocast_dtype=autocast_dtype),
         "segmenter": segmenter,
         "video_model": (lambda: Sam2VideoModel(video_config).to(device).eval()),
         "depth": DepthEstimator(depth_model.to(device).eval(), depth_processor, device=device,
-                                input_size=sizes["depth"]),
+                                input_size=sizes["depth"], autocast_dtype=autocast_dtype),
     }
 
 
@@ -122,7 +128,8 @@ def _random_boxes(rng: np.random.Generator, count: int, height: int, width: int)
     return np.stack([x1, y1, x1 + box_w, y1 + box_h], 1)
 
 
-def _runner(preset: str, component: str, models: dict[str, Any], objects: int, labels: int, device: str) -> Any:
+def _runner(preset: str, component: str, models: dict[str, Any], objects: int, labels: int, device: str,
+            autocast: str) -> Any:
     """A callable that processes one frame (``image``) with the component."""
     from fastreasonseg.perception.components import ComponentSet
     from fastreasonseg.perception.config import PerceptionConfig
@@ -137,8 +144,9 @@ def _runner(preset: str, component: str, models: dict[str, Any], objects: int, l
         return models["depth"].estimate
     # Random weights score every box about equally: threshold 0 and max_objects give `objects` detections
     # (image) and `objects` tracks that never end (video), which is the steady state being measured.
-    config = PerceptionConfig(preset=preset, device=device, use_default_vocabulary=False, extra_labels=tuple(vocabulary),
-                              query_nouns=False, score_threshold=0.0, max_objects=objects, min_mask_area=0,
+    config = PerceptionConfig(preset=preset, device=device, autocast=autocast, use_default_vocabulary=False,
+                              extra_labels=tuple(vocabulary), query_nouns=False, score_threshold=0.0,
+                              max_objects=objects, min_mask_area=0,
                               max_missing_frames=10**6, max_unconfirmed_keyframes=10**6)
     models["detector"].max_detections = objects
     if component == "image":
@@ -166,15 +174,20 @@ def _runner(preset: str, component: str, models: dict[str, Any], objects: int, l
 
 def benchmark_component(preset: str, component: str, *, image_size: tuple[int, int] = (480, 640), frames: int = 3,
                         warmup: int = 1, video_warmup: int = 7, objects: int = 5, labels: int = 80,
-                        device: str = "cpu", tiny: bool = False, threads: int | None = None) -> dict[str, Any]:
+                        device: str = "cpu", tiny: bool = False, threads: int | None = None,
+                        autocast: str | None = None) -> dict[str, Any]:
     """Time one (preset, component) in this process; see :func:`perception_benchmark` for the fields."""
     import torch
 
+    from fastreasonseg.perception.loading import resolve_autocast
+
     if threads is not None:
         torch.set_num_threads(threads)
+    autocast = autocast or PRESETS[preset].autocast
+    autocast_dtype = resolve_autocast(autocast, device)
     baseline = _rss_peak_mb()
-    models = _models(preset, tiny, device)
-    runner = _runner(preset, component, models, objects, labels, device)
+    models = _models(preset, tiny, device, autocast_dtype)
+    runner = _runner(preset, component, models, objects, labels, device, autocast)
     if component == "video":  # one key-frame cycle after the memory has filled
         warmup, frames = video_warmup, _keyframe_interval()
     height, width = image_size
@@ -199,6 +212,8 @@ def benchmark_component(preset: str, component: str, *, image_size: tuple[int, i
                    f"{choice.segmenter_model}@{choice.segmenter_input_size or 1024}, "
                    f"{choice.depth_model}@{choice.depth_input_size or 518}") + (" (tiny test configs)" if tiny else ""),
         "video_mode": choice.video_mode if component == "video" else None,
+        # What ran: "bfloat16" autocast of the encoders (not of the propagate mode's video model) or "off".
+        "autocast": "off" if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
         "params_m": round(params / 1e6, 2), "image": f"{width}x{height}", "frames": frames,
         "seconds_per_frame": round(float(np.mean(wall)), 4), "seconds_per_frame_max": round(float(np.max(wall)), 4),
         "cpu_seconds_per_frame": round(float(np.mean(cpu)), 4),
@@ -228,20 +243,22 @@ def _child(preset: str, component: str, kwargs: dict[str, Any], queue: Any) -> N
 def perception_benchmark(presets: Sequence[str] = PRESET_NAMES, components: Sequence[str] = COMPONENTS, *,
                          image_size: tuple[int, int] = (480, 640), frames: int = 3, warmup: int = 1,
                          video_warmup: int = 7, objects: int = 5, labels: int = 80, device: str = "cpu",
-                         isolate: bool = True, tiny: bool = False, threads: int | None = None) -> list[dict[str, Any]]:
+                         isolate: bool = True, tiny: bool = False, threads: int | None = None,
+                         autocast: str | None = None) -> list[dict[str, Any]]:
     """One row per (preset, component): seconds (wall and CPU) per frame and peak memory.
 
     ``image_size`` is (height, width) of the synthetic frames; ``objects`` the boxes / tracks per
     frame; ``labels`` the vocabulary size. ``isolate`` runs every row in its own process (clean
     peak memory); ``tiny`` swaps in the tiny test configs (for tests); ``threads`` sets torch's
-    CPU threads (default: torch's choice, one per core).
+    CPU threads (default: torch's choice, one per core); ``autocast`` replaces every preset's own
+    (``auto``, ``off``, ``bfloat16``; e.g. ``off`` times ``fast`` in float32 for comparison).
     """
     unknown = [c for c in components if c not in COMPONENTS] + [p for p in presets if p not in PRESET_NAMES]
     if unknown:
         raise ValueError(f"unknown presets/components {unknown}; presets: {', '.join(PRESET_NAMES)}; "
                          f"components: {', '.join(COMPONENTS)}")
     kwargs = dict(image_size=tuple(image_size), frames=frames, warmup=warmup, video_warmup=video_warmup,
-                  objects=objects, labels=labels, device=device, tiny=tiny, threads=threads)
+                  objects=objects, labels=labels, device=device, tiny=tiny, threads=threads, autocast=autocast)
     rows = []
     for component in components:
         for preset in presets:
@@ -289,10 +306,28 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             else:
                 cells += [f"{row['seconds_per_frame']:.3f}", f"{row['peak_rss_mb']:.0f}"]
         lines.append(f"| {component} | " + " | ".join(cells) + " |")
+    cells = []
+    for preset in presets:  # which precision ran, so a table is never read as the other one's
+        ran = sorted({row["autocast"] for row in rows if row["preset"] == preset and "autocast" in row})
+        cells += [", ".join(ran) or "-", ""]
+    lines.append("| autocast | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    results = perception_benchmark()
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m fastreasonseg.perception.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--presets", nargs="+", default=list(PRESET_NAMES), choices=PRESET_NAMES)
+    parser.add_argument("--components", nargs="+", default=list(COMPONENTS), choices=COMPONENTS)
+    parser.add_argument("--autocast", choices=("auto", "off", "bfloat16"), default=None,
+                        help="replace every preset's own autocast (default: the preset's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+    args = parser.parse_args(argv)
+    results = perception_benchmark(args.presets, args.components, autocast=args.autocast, threads=args.threads)
     print(format_table(results))
     print(json.dumps({"rows": results, "summary": summarize(results)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
