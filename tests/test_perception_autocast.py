@@ -172,7 +172,9 @@ def test_twin_build_takes_autocast_from_the_command_line(tiny, tmp_path):
     assert main(["twin", "build", str(tmp_path / "photo.png"), "--out", str(out), "--config",
                  str(fast.save(tmp_path / "fast.yaml")), "--autocast", "off", "--quiet"]) == 0
     assert yaml.safe_load((out / "perception_config.yaml").read_text())["autocast"] == "off"
-    assert DigitalTwin.load(out / "photo.json").metadata["perception"]["autocast"] == "off"
+    perception = DigitalTwin.load(out / "photo.json").metadata["perception"]
+    assert perception["autocast"] == "off"
+    assert perception["ran"] == {"device": "cpu", "dtype": "float32", "autocast": "off"}  # what ran, not only what was asked
 
 
 # --------------------------------------------------------------------------- parity with float32
@@ -246,6 +248,8 @@ def test_image_twin_with_bf16_encoders_matches_the_float32_twin(tiny):
     twin = ImageTwinBuilder(tiny.with_overrides(autocast="off")).build(random_image(96, 128))
     twin_bf16 = ImageTwinBuilder(tiny.with_overrides(autocast="bfloat16")).build(random_image(96, 128))
     assert twin_bf16.metadata["perception"]["autocast"] == "bfloat16"
+    assert twin_bf16.metadata["perception"]["ran"]["autocast"] == "bfloat16"
+    assert twin.metadata["perception"]["ran"]["autocast"] == "off"
     objects, objects_bf16 = twin.frames[0].objects, twin_bf16.frames[0].objects
     assert objects and [(o.id, o.label) for o in objects_bf16] == [(o.id, o.label) for o in objects]
     for obj, obj_bf16 in zip(objects, objects_bf16, strict=True):

@@ -221,7 +221,14 @@ class PerceptionConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return PerceptionConfig.from_dict(values)
 
-    def twin_metadata(self) -> dict[str, Any]:
-        """What a twin records about its perception (``DigitalTwin.metadata["perception"]``)."""
-        return {"perception": {"preset": self.preset, **{name: getattr(self, name) for name in PRESET_FIELDS},
-                               "dtype": self.dtype}}
+    def twin_metadata(self, ran: dict[str, str] | None = None) -> dict[str, Any]:
+        """What a twin records about its perception (``DigitalTwin.metadata["perception"]``).
+
+        ``ran`` is what these settings resolved to on the machine that built the twin
+        (:meth:`~fastreasonseg.perception.components.ComponentSet.placement_record`: device, weight
+        dtype, autocast), since ``auto`` means bf16 autocast on one CPU and float32 on another.
+        """
+        record = {"preset": self.preset, **{name: getattr(self, name) for name in PRESET_FIELDS}, "dtype": self.dtype}
+        if ran:
+            record["ran"] = dict(ran)
+        return {"perception": record}

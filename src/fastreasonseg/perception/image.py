@@ -78,7 +78,7 @@ class ImageTwinBuilder:
         height, width = image.shape[:2]
         source = Source(kind="image", width=width, height=height, num_frames=1, path=source_path, fps=None)
         return DigitalTwin(source=source, frames=(Frame(index=0, time=0.0, objects=tuple(objects)),),
-                           metadata=self.config.twin_metadata())
+                           metadata=self.config.twin_metadata(self.components.placement_record()))
 
     def objects_for_frame(self, image: np.ndarray, labels: Sequence[str], first_id: int = 0) -> list[TwinObject]:
         """Detect, segment and measure depth on one RGB frame."""

@@ -102,7 +102,7 @@ class VideoTwinBuilder:
         num_frames = max(info.num_frames, last_index + 1)
         source = Source(kind="video", width=info.width, height=info.height, num_frames=num_frames, path=str(path),
                         fps=info.fps)
-        return DigitalTwin(source=source, frames=tuple(frames), metadata=cfg.twin_metadata())
+        return DigitalTwin(source=source, frames=tuple(frames), metadata=cfg.twin_metadata(self.components.placement_record()))
 
     def stream(self, frames: Iterable[VideoFrame], *, extra_labels: Sequence[str] = (), queries: Sequence[str] = (),
                size: tuple[int, int] | None = None, name: str = "video") -> Iterator[Frame]:
