@@ -143,6 +143,15 @@ def test_video_grammar_has_the_video_tools(backend: LlamaCppBackend) -> None:
     grammar = rollout_grammar([1, 2], video=True, state="after_results")
     assert accepts(backend, grammar, '<plan>[{"tool": "motion", "args": {"ids": [1]}}]</plan>')
     assert accepts(backend, grammar, '<plan>[{"tool": "present_at", "args": {"time": 1.5}}]</plan>')
+    # generator v5's arguments: on videos only, and only their values
+    assert accepts(backend, grammar, '<plan>[{"tool": "motion", "args": {"ids": [1], "direction": "toward camera"}}]</plan>')
+    assert accepts(backend, grammar, '<plan>[{"tool": "extreme", "args": {"by": "speed", "order": "min"}}]</plan>')
+    assert accepts(backend, grammar, '<plan>[{"tool": "track_info", "args": {"ids": [2], "only": "leaves"}}]</plan>')
+    assert accepts(backend, grammar, '<plan>[{"tool": "event_order", "args": {"ids": [1, 2], "event": "last_seen", '
+                                     '"order": "last"}}]</plan>')
+    assert not accepts(backend, grammar, '<plan>[{"tool": "motion", "args": {"ids": [1], "direction": "north"}}]</plan>')
+    assert not accepts(backend, rollout_grammar([1, 2], video=False, state="after_results"),
+                       '<plan>[{"tool": "extreme", "args": {"by": "speed", "order": "min"}}]</plan>')
     assert not accepts(backend, rollout_grammar([1, 2], video=False, state="after_results"),
                        '<plan>[{"tool": "motion", "args": {"ids": [1]}}]</plan>')
 

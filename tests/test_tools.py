@@ -254,6 +254,58 @@ def test_compare_position_depth_needs_depth() -> None:
     assert result["start"]["now"] == "3 in front of 1" and result["flips"] == []
 
 
+# --------------------------------------------------------------------------- answer-first arguments (generator v5)
+# Each argument puts the answer at the head of the result, where a small student copies it from.
+
+
+@pytest.mark.parametrize("direction, ids", [
+    ("moving", [1, 2, 4, 5]), ("static", [3, 6]), ("right", [1, 2]), ("up", [5]), ("toward camera", [4]),
+    ("left", []), ("away", []),
+])
+def test_motion_direction_keeps_the_matching_entries(direction: str, ids: list[int]) -> None:
+    everyone = ok(VIDEO, "motion", ids=[1, 2, 3, 4, 5, 6])["motion"]
+    kept = ok(VIDEO, "motion", ids=[1, 2, 3, 4, 5, 6], direction=direction)["motion"]
+    assert [m["id"] for m in kept] == ids
+    assert kept == [m for m in everyone if m["id"] in ids]  # the entries themselves are unchanged
+
+
+@pytest.mark.parametrize("only, ids", [(None, [1, 2, 3, 4, 5, 6]), ("enters", [3, 6]), ("leaves", [4])])
+def test_track_info_only_keeps_tracks_entering_or_leaving(only: str | None, ids: list[int]) -> None:
+    # person 3 appears at frame 3, bird 6 at frame 7; dog 4 is gone after frame 5 of 0-9
+    result = ok(VIDEO, "track_info", ids=[1, 2, 3, 4, 5, 6], only=only)
+    assert [t["id"] for t in result["tracks"]] == ids
+
+
+@pytest.mark.parametrize("event", ["first_seen", "last_seen", "starts_moving", "stops_moving"])
+def test_event_order_last_lists_the_latest_first(event: str) -> None:
+    earliest = ok(VIDEO, "event_order", ids=[1, 2, 3, 4, 5, 6], event=event)
+    assert ok(VIDEO, "event_order", ids=[1, 2, 3, 4, 5, 6], event=event, order="first") == earliest
+    latest = ok(VIDEO, "event_order", ids=[1, 2, 3, 4, 5, 6], event=event, order="last")
+    assert latest == {**earliest, "order": earliest["order"][::-1]}
+    assert ok(VIDEO, "event_order", ids=[1, 2, 3, 4, 5, 6], event="first_seen", order="last")["order"][0]["id"] == 6
+
+
+@pytest.mark.parametrize("args, expected", [
+    # car 1 800, ball 5 500, car 2 200 grid/s; the dog only moves in depth (path speed 0) but moves;
+    # person 3 and bird 6 stand still and are not ranked
+    ({"order": "max"}, {"by": "speed", "order": "max", "id": 1, "value": 800, "next": [5, 500], "still": [3, 6]}),
+    ({"order": "min", "ids": [1, 2, 3]}, {"by": "speed", "order": "min", "id": 2, "value": 200, "next": [1, 800],
+                                          "still": [3]}),
+    ({"order": "min", "ids": [1, 5]}, {"by": "speed", "order": "min", "id": 5, "value": 500, "next": [1, 800]}),
+    ({"order": "max", "ids": [2]}, {"by": "speed", "order": "max", "id": 2, "value": 200, "next": None}),
+])
+def test_extreme_by_speed_ranks_the_ids_that_move(args: dict, expected: dict) -> None:
+    result = ok(VIDEO, "extreme", by="speed", **args)
+    assert result == expected
+    speeds = {m["id"]: m["speed"] for m in ok(VIDEO, "motion", ids=[1, 2, 3, 4, 5, 6])["motion"]}
+    assert result["value"] == speeds[result["id"]]  # the same speed motion reports
+
+
+def test_extreme_by_speed_takes_objects_by_name() -> None:
+    assert ok(VIDEO, "extreme", by="speed", order="min", ids="cars") == ok(VIDEO, "extreme", by="speed", order="min",
+                                                                          ids=[1, 2])
+
+
 # --------------------------------------------------------------------------- dispatcher errors
 
 ERROR_CASES = [
@@ -287,6 +339,8 @@ ERROR_CASES = [
     ({"tool": "nearest_to", "args": {"id": 1, "ids": [1]}}, "at least one object other than id"),
     ({"tool": "attributes", "args": {"ids": [1], "frame": 3}}, "frame 3 is out of range; frames run 0-0"),
     ({"tool": "motion", "args": {"ids": [1]}}, "'motion' needs a video; this twin is an image"),
+    ({"tool": "extreme", "args": {"by": "speed", "order": "max"}}, "'by': 'speed' needs a video; this twin is an image"),
+    ({"tool": "extreme", "args": {"by": "volume", "order": "max"}}, "'height', 'score'], got"),  # no speed offered
 ]
 
 
@@ -304,6 +358,17 @@ def test_dispatcher_errors(call: Any, message: str) -> None:
     ({"tool": "event_order", "args": {"ids": [1], "event": "appears"}}, "'event' must be one of ['first_seen'"),
     ({"tool": "compare_position", "args": {"a": 1, "b": 2, "axis": "z"}}, "'axis' must be one of ['x', 'y', 'depth']"),
     ({"tool": "track_info", "args": {"ids": [7]}}, "no object with id 7"),
+    ({"tool": "track_info", "args": {"ids": [1], "only": "stays"}}, "'only' must be one of ['enters', 'leaves']"),
+    ({"tool": "motion", "args": {"ids": [1], "direction": "sideways"}}, "'direction' must be one of ['moving', 'static'"),
+    ({"tool": "motion", "args": {"ids": [1], "direction": ""}}, "'direction' must be a non-empty string"),
+    ({"tool": "event_order", "args": {"ids": [1], "event": "first_seen", "order": "max"}},
+     "'order' must be one of ['first', 'last']"),
+    ({"tool": "extreme", "args": {"by": "speed", "order": "max", "frame": 0}},
+     "speed is measured over the whole video; leave out 'frame'"),
+    ({"tool": "extreme", "args": {"by": "speed", "order": "min", "ids": [3, 6]}},
+     "none of ids [3, 6] moves, so none has a speed to rank"),
+    ({"tool": "extreme", "args": {"by": "speed", "order": "fastest"}}, "'order' must be one of ['max', 'min']"),
+    ({"tool": "extreme", "args": {"by": "volume", "order": "max"}}, "'score', 'speed']"),
 ])
 def test_dispatcher_errors_video(call: Any, message: str) -> None:
     assert message in err(VIDEO, call)
@@ -398,9 +463,13 @@ def test_contracts_text() -> None:
         assert name + "(" in video_text
     assert "frame?" not in image_text and "attributes(ids, frame?)" in video_text
     assert "extreme(by=area|depth|x|y|width|height|score, order=max|min, ids?" in image_text
+    assert "extreme(by=area|depth|x|y|width|height|score|speed, order=max|min, ids?, frame?)" in video_text
+    assert "motion(ids, direction=moving|static|right|left|up|down|away|toward camera?)" in video_text
+    assert "track_info(ids, only=enters|leaves?)" in video_text and "order=first|last?" in video_text
     assert tool_contracts_text(None) == video_text
-    # a size guard: the text is in every prompt of a 135M model (measured figures: tools.tool_contracts_text)
-    assert estimate_tokens(image_text) < 260 and estimate_tokens(video_text) < 480
+    # a size guard: the text is in every prompt of a 135M model (measured figures: tools.tool_contracts_text);
+    # the video text grew by ~60 with generator v5's arguments (by=speed, direction?, only?, order?)
+    assert estimate_tokens(image_text) < 260 and estimate_tokens(video_text) < 530
 
 
 # --------------------------------------------------------------------------- vocabulary

@@ -9,7 +9,7 @@ only emit text the protocol parser accepts:
   keys/types come from the tool registry (:data:`fastreasonseg.twin.tools.TOOLS`), object
   ids are the twin's ids (lists at most ``max_ids`` long) or one of the names the twin's
   labels go by (the tool resolves it, :mod:`fastreasonseg.twin.tools.registry`), enumerated
-  string arguments are their choices;
+  string arguments are their choices (on videos also the video-only ones, ``extreme`` by ``speed``);
 - after the last allowed tool round only ``<answer>`` may follow;
 - the answer is a non-empty JSON list of the twin's ids.
 
@@ -73,12 +73,12 @@ def _tool_rules(video: bool, exclude: tuple[str, ...] = ()) -> list[str]:
         parts: list[str] = []
         if args and not any(s.required for s in args.values()):
             # Only optional arguments (present_at): one of them, never a dangling comma.
-            pieces = [f"{_literal(json.dumps(a) + ': ')} {_value_rule(s.type, s.choices)}" for a, s in args.items()]
+            pieces = [f"{_literal(json.dumps(a) + ': ')} {_value_rule(s.type, s.allowed(video))}" for a, s in args.items()]
             parts.append("(" + " | ".join(pieces) + ")?")
         first = True
         for arg, arg_spec in args.items() if not parts else ():
             key = _literal(("" if first else ", ") + json.dumps(arg) + ": ")
-            piece = f"{key} {_value_rule(arg_spec.type, arg_spec.choices)}"
+            piece = f"{key} {_value_rule(arg_spec.type, arg_spec.allowed(video))}"
             if arg_spec.required:
                 parts.append(piece)
                 first = False

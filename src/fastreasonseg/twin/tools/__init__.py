@@ -36,7 +36,10 @@ Departures from the paper: the paper lists the kinds of tools (size, position, s
 relations, depth order, distances, counting, label filtering, temporal first/last seen,
 displacement, speed, direction, presence) but not their names, arguments or outputs; all
 of those, the thresholds and the label matching rule (:mod:`fastreasonseg.twin.vocab`) are
-this project's. ``compare_position`` (overtaking-type queries) is an addition.
+this project's. ``compare_position`` (overtaking-type queries) is an addition, and so are the
+arguments that put a temporal answer first in the result (``extreme`` by ``speed``,
+``motion``'s ``direction``, ``track_info``'s ``only``, ``event_order``'s ``order``;
+:mod:`~.temporal`).
 
 Modules (everything is importable from this package): :mod:`~.common` (thresholds, the
 grid, :class:`ToolError`, frame resolution), :mod:`~.spatial`, :mod:`~.temporal` (the tool
@@ -90,12 +93,16 @@ from fastreasonseg.twin.tools.spatial import (
     spatial_relations,
 )
 from fastreasonseg.twin.tools.temporal import (
+    EVENT_ORDERS,
     EVENTS,
+    MOTION_DIRECTIONS,
+    TRACK_SPANS,
     TrackMotion,
     compare_position,
     event_order,
     motion,
     present_at,
+    speed_extreme,
     track_info,
     track_motion,
 )
@@ -105,16 +112,19 @@ __all__ = [
     "DEPTH_MARGIN",
     "DEPTH_MOVE_THRESHOLD",
     "EVENTS",
+    "EVENT_ORDERS",
     "EXTREME_KEYS",
     "GRID",
     "MAX_IDS",
     "MAX_PLAN_CALLS",
     "MAX_STR",
+    "MOTION_DIRECTIONS",
     "MOVE_THRESHOLD",
     "POSITION_MARGIN",
     "SIZE_LARGE",
     "SIZE_SMALL",
     "TOOLS",
+    "TRACK_SPANS",
     "ArgSpec",
     "ToolError",
     "ToolSpec",
@@ -143,6 +153,7 @@ __all__ = [
     "run_tool",
     "sig",
     "spatial_relations",
+    "speed_extreme",
     "tool_contracts_text",
     "tool_names",
     "track_info",

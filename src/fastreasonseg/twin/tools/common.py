@@ -29,12 +29,21 @@ class ToolError(Exception):
 
 
 class ArgSpec(NamedTuple):
-    """One tool argument: ``type`` in {"id", "ids", "int", "num", "str"}; ``choices`` for enums."""
+    """One tool argument: ``type`` in {"id", "ids", "int", "num", "str"}; ``choices`` for enums.
+
+    ``video_choices`` are further choices that only a video twin accepts (``extreme`` by
+    ``speed``); image contracts and grammars do not offer them.
+    """
 
     type: str
     required: bool
     description: str
     choices: tuple[str, ...] = ()
+    video_choices: tuple[str, ...] = ()
+
+    def allowed(self, video: bool | None) -> tuple[str, ...]:
+        """The choices for an image twin (``video=False``), a video twin or any (``None``)."""
+        return self.choices + (self.video_choices if video is not False else ())
 
 
 @dataclass(frozen=True)

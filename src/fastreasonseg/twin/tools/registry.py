@@ -31,7 +31,10 @@ from fastreasonseg.twin.tools.spatial import (
     relation,
 )
 from fastreasonseg.twin.tools.temporal import (
+    EVENT_ORDERS,
     EVENTS,
+    MOTION_DIRECTIONS,
+    TRACK_SPANS,
     compare_position,
     event_order,
     motion,
@@ -54,7 +57,7 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
     ToolSpec("depth_order", "ids nearest to farthest", {"ids": _IDS, "frame": _FRAME}, depth_order,
              "near_to_far [[id, depth]]"),
     ToolSpec("extreme", "the id with the largest/smallest measure", {
-        "by": ArgSpec("str", True, "what to compare", EXTREME_KEYS),
+        "by": ArgSpec("str", True, "what to compare", EXTREME_KEYS, video_choices=("speed",)),
         "order": ArgSpec("str", True, "max or min", ("max", "min")),
         "ids": ArgSpec("ids", False, "candidates (default: all objects in the frame)"), "frame": _FRAME}, extreme,
         "id, value, next [id, value]; x,y = center, min y = highest, min depth = nearest"),
@@ -71,15 +74,20 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         "id": ArgSpec("id", True, "anchor object id"),
         "ids": ArgSpec("ids", False, "candidates (default: all others)"), "frame": _FRAME}, nearest_to,
         "nearest [[id, distance]] closest first"),
-    ToolSpec("track_info", "when each id is visible", {"ids": _IDS}, track_info,
+    ToolSpec("track_info", "when each id is visible", {
+        "ids": _IDS, "only": ArgSpec("str", False, "keep the ids that come into view after the start (enters) "
+                                     "or go out of view before the end (leaves)", TRACK_SPANS)}, track_info,
              "per id: first/last frame and t, n_frames", video_only=True),
-    ToolSpec("motion", "how each id moves", {"ids": _IDS}, motion,
+    ToolSpec("motion", "how each id moves", {
+        "ids": _IDS, "direction": ArgSpec("str", False, "keep the ids moving this way (moving: any way)",
+                                          MOTION_DIRECTIONS)}, motion,
              "per id: moves, direction, displacement [dx, dy], depth_change, speed (grid/s)", video_only=True),
     ToolSpec("present_at", "ids visible at a frame or time", {
         "frame": ArgSpec("int", False, "frame index"), "time": ArgSpec("num", False, "seconds")}, present_at,
         "frame, t, ids (give frame or time)", video_only=True),
     ToolSpec("event_order", "ids ordered by when an event happens", {
-        "ids": _IDS, "event": ArgSpec("str", True, "which event", EVENTS)}, event_order,
+        "ids": _IDS, "event": ArgSpec("str", True, "which event", EVENTS),
+        "order": ArgSpec("str", False, "first: earliest first (default); last: latest first", EVENT_ORDERS)}, event_order,
         "order [{id, frame, t}], never", video_only=True),
     ToolSpec("compare_position", "who is ahead over time on an axis", {
         "a": ArgSpec("id", True, "object id"), "b": ArgSpec("id", True, "object id"),
@@ -98,10 +106,11 @@ def tool_contracts_text(video: bool | None = None, exclude: tuple[str, ...] = ()
 
     ``video=False`` lists the image tools without the ``frame`` argument (an image has one
     frame); ``True``/``None`` list every tool. Optional arguments end in ``?``; enumerated
-    values are given as ``by=area|depth|...``. Units are not repeated here: the serialised
-    twin's header states them. Size, SmolLM2-135M tokenizer (estimate of
-    :func:`fastreasonseg.twin.serialize.estimate_tokens` in brackets): 200 (234) tokens for
-    images, 382 (440) for videos; reproduce with ``serialize.token_report()``.
+    values are given as ``by=area|depth|...`` (video-only values such as ``speed`` for videos
+    only). Units are not repeated here: the serialised twin's header states them. Size,
+    SmolLM2-135M tokenizer (estimate of :func:`fastreasonseg.twin.serialize.estimate_tokens`
+    in brackets): 200 (234) tokens for images, 382 (440) for videos before generator v5's
+    arguments, which bring the video estimate to 520; reproduce with ``serialize.token_report()``.
     """
     lines = ['Tools, called as <plan>[{"tool": name, "args": {...}}]</plan>; optional args end in ?:']
     for name in tool_names(video, exclude):
@@ -110,11 +119,13 @@ def tool_contracts_text(video: bool | None = None, exclude: tuple[str, ...] = ()
         for arg, a in spec.args.items():
             if video is False and arg == "frame" and not spec.video_only:
                 continue
-            text = f"{arg}={'|'.join(a.choices)}" if a.choices else arg
+            choices = a.allowed(video)
+            text = f"{arg}={'|'.join(choices)}" if choices else arg
             parts.append(text + ("" if a.required else "?"))
         lines.append(f"{name}({', '.join(parts)}) -> {spec.returns}")
     if video is not False:
         lines.append("frame? default: first frame with all ids (filter_label/count: whole video).")
+        lines.append("by=speed: moving ids over the clip; direction?/only? keep matching ids.")
     return "\n".join(lines)
 
 
@@ -178,8 +189,11 @@ def _check_arg(name: str, spec: ArgSpec, value: Any, twin: DigitalTwin | None = 
         if len(value) > MAX_STR:
             raise ToolError(f"argument '{name}' is too long ({len(value)} characters)")
         if spec.choices:
-            if value not in spec.choices:
-                raise ToolError(f"argument '{name}' must be one of {list(spec.choices)}, got {value[:40]!r}")
+            video = twin.is_video if twin is not None else None
+            if value in spec.video_choices and video is False:
+                raise ToolError(f"argument '{name}': {value!r} needs a video; this twin is an image")
+            if value not in spec.allowed(video):
+                raise ToolError(f"argument '{name}' must be one of {list(spec.allowed(video))}, got {value[:40]!r}")
     return value
 
 

@@ -1,6 +1,8 @@
 """Spatial DT tools: per-object facts, pairwise relations, depth order, extremes, label filtering, distances.
 
-Each tool measures in one frame, chosen by :func:`~fastreasonseg.twin.tools.common.resolve_frame`.
+Each tool measures in one frame, chosen by :func:`~fastreasonseg.twin.tools.common.resolve_frame`;
+``extreme`` by ``speed`` (videos only) is the exception and ranks over the clip
+(:func:`~fastreasonseg.twin.tools.temporal.speed_extreme`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fastreasonseg.twin.tools.common import (
     sig,
     track_label,
 )
+from fastreasonseg.twin.tools.temporal import speed_extreme
 from fastreasonseg.twin.vocab import label_matches
 
 
@@ -144,6 +147,10 @@ def _format_measure(by: str, value: float) -> float | int:
 
 def extreme(twin: DigitalTwin, by: str, order: str, ids: list[int] | None = None,
             frame: int | None = None) -> dict[str, Any]:
+    if by == "speed":  # a video-only key (registry), measured over the clip rather than in one frame
+        if frame is not None:
+            raise ToolError("speed is measured over the whole video; leave out 'frame'")
+        return speed_extreme(twin, order, ids)
     if ids is None:
         chosen = _stored_frame(twin, frame) if frame is not None else twin.frames[0]
         candidates = list(chosen.objects)

@@ -1,6 +1,15 @@
 """Temporal DT tools (videos only): track spans, motion, presence at a time, event order, overtaking.
 
 :func:`track_motion` is also the motion summary the serialised twin shows.
+
+Filters and orders that put the answer first (generator v5): ``motion`` takes an optional
+``direction`` (one of its direction words, ``moving`` = any, ``static``) and keeps only the
+matching entries; ``track_info`` an optional ``only`` (``enters``: first seen after the first
+frame, ``leaves``: last seen before the last frame); ``event_order`` an optional ``order``
+(``last``: latest first); and ``extreme`` ranks by ``speed`` on videos (:func:`speed_extreme`).
+A 135M student copies the ids a result lists first; it cannot compare the numbers of a list
+or filter it, so the request's criterion goes into the call and the answer is what the result
+lists. Without the new arguments every call returns exactly what it returned before.
 """
 
 from __future__ import annotations
@@ -30,11 +39,19 @@ from fastreasonseg.twin.tools.common import (
 # --------------------------------------------------------------------------- temporal tools
 
 
-def track_info(twin: DigitalTwin, ids: list[int]) -> dict[str, Any]:
+TRACK_SPANS = ("enters", "leaves")
+
+
+def track_info(twin: DigitalTwin, ids: list[int], only: str | None = None) -> dict[str, Any]:
+    """When each id is visible; ``only="enters"``/``"leaves"`` keeps the tracks that start after the
+    video's first frame / end before its last frame (the ones that come into or go out of view)."""
     _check_ids(twin, ids)
+    first_index, last_index = twin.frames[0].index, twin.frames[-1].index
     tracks = []
     for object_id in ids:
         frames = [f for f in twin.frames if f.object(object_id) is not None]
+        if (only == "enters" and frames[0].index == first_index) or (only == "leaves" and frames[-1].index == last_index):
+            continue
         tracks.append({"id": object_id, "label": track_label(twin, object_id), "first_frame": frames[0].index,
                        "last_frame": frames[-1].index, "first_t": sig(frames[0].time), "last_t": sig(frames[-1].time),
                        "n_frames": len(frames)})
@@ -103,16 +120,54 @@ def track_motion(twin: DigitalTwin, object_id: int) -> TrackMotion:
                        start_index=start_index, stop_index=stop_index)
 
 
-def motion(twin: DigitalTwin, ids: list[int]) -> dict[str, Any]:
+MOTION_DIRECTIONS = ("moving", "static", "right", "left", "up", "down", "away", "toward camera")
+
+
+def _speed(m: TrackMotion) -> float:
+    """Speed along the path in grid units per second (0 for a track seen in one frame)."""
+    return m.path_length / m.duration if m.duration > 0 else 0.0
+
+
+def motion(twin: DigitalTwin, ids: list[int], direction: str | None = None) -> dict[str, Any]:
+    """How each id moves; ``direction`` keeps only the ids moving that way (``moving``: any way, ``static``: still)."""
     _check_ids(twin, ids)
     out = []
     for object_id in ids:
         m = track_motion(twin, object_id)
+        if direction is not None and not (m.direction == direction or (direction == "moving" and m.moves)):
+            continue
         out.append({"id": object_id, "moves": m.moves, "direction": m.direction,
                     "displacement": [round(m.displacement[0]), round(m.displacement[1])],
                     "depth_change": r2(m.depth_change) if m.depth_change is not None else None,
-                    "speed": sig(m.path_length / m.duration) if m.duration > 0 else 0})
+                    "speed": sig(_speed(m))})
     return {"motion": out}
+
+
+def speed_extreme(twin: DigitalTwin, order: str, ids: list[int] | None = None) -> dict[str, Any]:
+    """``extreme`` by ``speed``: the fastest (``max``) or slowest (``min``) of the ids that move.
+
+    Speed is ``motion``'s path speed. Only tracks that move are ranked: a still track's path
+    speed is detection jitter, and "the slowest dog" means the slowest of the dogs that move,
+    not one lying down. The still ones are listed under ``still``; none moving is an error.
+    """
+    candidates = twin.track_ids if ids is None else ids
+    _check_ids(twin, candidates)
+    moving, still = [], []
+    for object_id in candidates:
+        m = track_motion(twin, object_id)
+        if m.moves:
+            moving.append((_speed(m), object_id))
+        else:
+            still.append(object_id)
+    if not moving:
+        raise ToolError(f"none of ids {candidates[:40]} moves, so none has a speed to rank; motion shows how each moves")
+    sign = -1.0 if order == "max" else 1.0
+    ranked = sorted(moving, key=lambda vi: (sign * vi[0], vi[1]))
+    result: dict[str, Any] = {"by": "speed", "order": order, "id": ranked[0][1], "value": sig(ranked[0][0]),
+                              "next": [ranked[1][1], sig(ranked[1][0])] if len(ranked) > 1 else None}
+    if still:
+        result["still"] = still
+    return result
 
 
 def present_at(twin: DigitalTwin, frame: int | None = None, time: float | None = None) -> dict[str, Any]:
@@ -132,7 +187,11 @@ def present_at(twin: DigitalTwin, frame: int | None = None, time: float | None =
 EVENTS = ("first_seen", "last_seen", "starts_moving", "stops_moving")
 
 
-def event_order(twin: DigitalTwin, ids: list[int], event: str) -> dict[str, Any]:
+EVENT_ORDERS = ("first", "last")
+
+
+def event_order(twin: DigitalTwin, ids: list[int], event: str, order: str | None = None) -> dict[str, Any]:
+    """Ids by when ``event`` happens, earliest first; ``order="last"`` lists the latest first."""
     _check_ids(twin, ids)
     times = {f.index: f.time for f in twin.frames}
     when: list[tuple[float, int, int]] = []
@@ -149,7 +208,8 @@ def event_order(twin: DigitalTwin, ids: list[int], event: str) -> dict[str, Any]
         else:
             when.append((times[index], index, object_id))
     result: dict[str, Any] = {"event": event,
-                              "order": [{"id": i, "frame": index, "t": sig(t)} for t, index, i in sorted(when)]}
+                              "order": [{"id": i, "frame": index, "t": sig(t)}
+                                        for t, index, i in sorted(when, reverse=order == "last")]}
     if never:
         result["never"] = never
     return result
