@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -119,7 +120,39 @@ def test_cli_synth_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert "3 items" in printed and "L4" in printed and "teacher chains" in printed
 
 
+def test_category_weights_change_the_category_shares_only_when_unequal() -> None:
+    from fastreasonseg.data.queries import BUILDERS
+    from fastreasonseg.data.synth import _CELL, _rng
+
+    default = SynthConfig(split="train", n=900, seed=0, video=True)
+    assert SynthConfig(split="train", n=900, seed=0, video=True,
+                       category_weights={"semantic": 2, "spatial": 2, "temporal": 2}) == default
+    # on images temporal cannot be drawn, so its weight leaves the draw uniform
+    assert SynthConfig(split="train", category_weights={"temporal": 3}).category_weights is None
+    cells = [(c, lev) for c in default.categories for lev in default.levels if (c, lev) in BUILDERS]
+
+    def temporal_share(config: SynthConfig) -> float:
+        drawn = [config.draw_cell(cells, _rng(config, i, _CELL))[0] for i in range(config.n)]
+        return drawn.count("temporal") / len(drawn)
+
+    assert 0.28 < temporal_share(default) < 0.39  # 4 of 12 cells
+    assert 0.44 < temporal_share(dataclasses.replace(default, category_weights={"temporal": 2})) < 0.56
+    assert temporal_share(dataclasses.replace(default, category_weights={"semantic": 0, "spatial": 0})) == 1.0
+
+
+def test_cli_category_weights_are_saved(tmp_path: Path) -> None:
+    assert main(["data", "synth", "--out", str(tmp_path), "--split", "val", "--n", "1", "--video",
+                 "--category-weights", "spatial=0.5, temporal=2"]) == 0
+    saved = json.loads((tmp_path / "val.config.json").read_text())
+    assert saved["category_weights"] == {"semantic": 1.0, "spatial": 0.5, "temporal": 2.0}
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--category-weights", "temporal"], "category weights look like temporal=2"),
+    (["--category-weights", "temporal=x"], "category weights look like temporal=2"),
+    (["--category-weights", "colour=2"], "category_weights names ['colour']"),
+    (["--category-weights", "temporal=-1"], "must be a number in [0, 1000]"),
+    (["--category-weights", "semantic=0,spatial=0"], "weight 0"),
     (["--noise", "loud"], "noise level must be a number"),
     (["--n", "0"], "n must be between"),
     (["--split", "dev"], "split must be one of"),

@@ -21,6 +21,9 @@ def synth_command(
     noise: Annotated[str | None, typer.Option("--noise", help="Perception noise: 0..1 or none/low/medium/high.")] = None,
     render: Annotated[bool | None, typer.Option("--render", help="Also draw each item (PNG, GIF for videos).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default 1).")] = None,
+    category_weights: Annotated[str | None, typer.Option(
+        "--category-weights", help="Relative draw weights of categories, e.g. temporal=2 or "
+                                   "semantic=1,spatial=1,temporal=2 (others weigh 1; default: all equal).")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="YAML with SynthConfig fields; options given "
                                                                        "on the command line override it.")] = None,
 ) -> int:
@@ -36,7 +39,13 @@ def synth_command(
     )
 
     from fastreasonseg.data.noise import parse_noise_level
-    from fastreasonseg.data.synth import ConfigMismatch, SynthConfig, check_resumable, synthesize
+    from fastreasonseg.data.synth import (
+        ConfigMismatch,
+        SynthConfig,
+        check_resumable,
+        parse_category_weights,
+        synthesize,
+    )
     from fastreasonseg.errors import FrsError
 
     values: dict = {}
@@ -53,6 +62,8 @@ def synth_command(
     overrides = {"split": split, "n": n, "seed": seed, "video": video, "render": render, "workers": workers}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
+        if category_weights is not None:
+            values["category_weights"] = parse_category_weights(category_weights)
         if noise is not None:
             values["noise"] = parse_noise_level(noise)
         elif "noise" in values:

@@ -17,17 +17,20 @@ object ids. Ops (the tool each one calls in brackets):
 - ``relation`` candidates whose relation to the single ``ref`` object includes ``rel`` [relation];
 - ``nearest`` the candidate closest to ``ref`` [nearest_to];
 - ``attribute`` filter by ``size`` (small/medium/large) or ``region`` (top-left ... bottom-right) [attributes];
-- ``moving`` filter by moves true/false and optional direction [motion]; ``fastest`` (or slowest,
-  optionally among the moving ones only: "the slowest dog" means the slowest that moves) [motion];
-- ``event`` the first/last to be first_seen/last_seen/start/stop moving [event_order];
-- ``enters``/``leaves`` tracks that appear after the start / vanish before the end [track_info];
+- ``moving`` filter by moves true/false and optional direction [motion with ``direction``]; ``fastest``
+  (or slowest) of the ones that move ("the slowest dog" means the slowest that moves) [extreme by speed];
+- ``event`` the first/last to be first_seen/last_seen/start/stop moving [event_order, ``order=last`` for the last];
+- ``enters``/``leaves`` tracks that appear after the start / vanish before the end [track_info with ``only``];
 - ``overtakes`` which of two ids overtakes the other [compare_position];
 - ``approach`` two ids that end much closer than they started [relation at the first and last frame];
 - set operations ``union``, ``intersect``, ``difference`` (no tool).
 
 The interpreter runs tool steps through :func:`fastreasonseg.twin.tools.run_tool` (so the
 answer follows the tools' own definitions of "left of", "moves", label matching...) and
-records every call and result. It also checks *margins*: an answer that would flip under
+records every call and result. Temporal ops call the tools with the criterion in the
+call (generator v5), so their answer is what the last result lists first and a student
+can copy it; a ``fastest`` step's ``moving_only`` is kept for old programs and no longer
+changes anything (the tool ranks only the ids that move). It also checks *margins*: an answer that would flip under
 a small perturbation (two cups at nearly the same depth, a walker that barely moved) is
 flagged ``robust=False`` and the query generator discards it, because a noisy twin or a
 student could not be expected to get it right.
@@ -44,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastreasonseg.twin.core import DigitalTwin
-from fastreasonseg.twin.tools import EVENTS, EXTREME_KEYS, GRID, grid_center, run_tool
+from fastreasonseg.twin.tools import EVENTS, EXTREME_KEYS, GRID, grid_center, r2, run_tool, track_motion
 
 # Margins beyond the tools' own thresholds for an answer to count as robust.
 DEPTH_GAP = 0.06
@@ -383,61 +386,60 @@ def _op_attribute(twin: DigitalTwin, step: Step, outputs: dict, trace: StepTrace
     return kept
 
 
-def _motion(twin: DigitalTwin, trace: StepTrace, ids: list[int]) -> list[dict]:
-    if not ids:
-        raise _Failed(f"step {trace.step.id!r}: no candidates")
-    return _call(twin, trace, "motion", ids=ids)["motion"]
-
-
 def _max_excursion(twin: DigitalTwin, object_id: int) -> float:
     track = twin.track(object_id)
     x0, y0 = grid_center(twin, track[0][1])
     return max(((grid_center(twin, o)[0] - x0) ** 2 + (grid_center(twin, o)[1] - y0) ** 2) ** 0.5 for _, o in track)
 
 
+def _moves_clearly(twin: DigitalTwin, ids: list[int]) -> bool:
+    """Whether every id clearly moves or clearly stays still (read off the twin, not a tool result)."""
+    for object_id in ids:
+        excursion = _max_excursion(twin, object_id)
+        depth_change = track_motion(twin, object_id).depth_change
+        depth_moved = depth_change is not None and abs(r2(depth_change)) >= 0.15  # as motion reports it
+        if not (excursion >= MOVE_CLEAR or depth_moved or excursion <= MOVE_CLEAR / 3):
+            return False
+    return True
+
+
 def _op_moving(twin: DigitalTwin, step: Step, outputs: dict, trace: StepTrace) -> list[int]:
     wanted, direction = step.args["moves"], step.args.get("direction")
     if direction is not None and direction not in DIRECTIONS:
         raise _Failed(f"step {step.id!r}: direction must be one of {list(DIRECTIONS)}")
-    kept = []
-    for m in _motion(twin, trace, _ids(step, outputs)):
-        excursion = _max_excursion(twin, m["id"])
-        depth_moved = m["depth_change"] is not None and abs(m["depth_change"]) >= 0.15
-        clear_move, clear_still = excursion >= MOVE_CLEAR or depth_moved, excursion <= MOVE_CLEAR / 3
-        trace.margin_ok &= clear_move or clear_still
-        match = m["moves"] == wanted and (direction is None or m["direction"] == direction)
-        if match:
-            kept.append(m["id"])
-    return kept
+    if direction is not None and not wanted:
+        raise _Failed(f"step {step.id!r}: a direction needs moves=true")
+    ids = _ids(step, outputs)
+    if not ids:
+        raise _Failed(f"step {step.id!r}: no candidates")
+    kept = _call(twin, trace, "motion", ids=ids, direction=direction or ("moving" if wanted else "static"))["motion"]
+    trace.margin_ok = _moves_clearly(twin, ids)
+    return [m["id"] for m in kept]
 
 
 def _op_fastest(twin: DigitalTwin, step: Step, outputs: dict, trace: StepTrace) -> list[int]:
-    motions = _motion(twin, trace, _ids(step, outputs))
-    if step.args.get("moving_only"):
-        for m in motions:
-            excursion = _max_excursion(twin, m["id"])
-            trace.margin_ok &= excursion >= MOVE_CLEAR or excursion <= MOVE_CLEAR / 3
-        motions = [m for m in motions if m["moves"]]
-        if not motions:
-            return []
-    ranked = sorted(motions, key=lambda m: (-m["speed"] if step.args["order"] == "max" else m["speed"], m["id"]))
-    if len(ranked) > 1:
-        low, high = sorted((float(ranked[0]["speed"]), float(ranked[1]["speed"])))
-        trace.margin_ok = high >= max(1e-9, low) * SPEED_RATIO and high - low >= 20
-    trace.info = {"speeds": {m["id"]: m["speed"] for m in motions}}
-    return [ranked[0]["id"]]
+    ids = _ids(step, outputs)
+    if not ids:
+        raise _Failed(f"step {step.id!r}: no candidates")
+    result = _call(twin, trace, "extreme", by="speed", order=step.args["order"], ids=ids)
+    # The tool ranks the ids that move: one near the threshold could enter or leave the ranking.
+    trace.margin_ok = _moves_clearly(twin, ids)
+    if result["next"] is not None:
+        low, high = sorted((float(result["value"]), float(result["next"][1])))
+        trace.margin_ok &= high >= max(1e-9, low) * SPEED_RATIO and high - low >= 20
+    trace.info = {"value": result["value"], "next": result["next"]}
+    return [result["id"]]
 
 
 def _op_event(twin: DigitalTwin, step: Step, outputs: dict, trace: StepTrace) -> list[int]:
     ids = _ids(step, outputs)
     if not ids:
         raise _Failed(f"step {step.id!r}: no candidates")
-    result = _call(twin, trace, "event_order", ids=ids, event=step.args["event"])
+    last = step.args["which"] == "last"
+    result = _call(twin, trace, "event_order", ids=ids, event=step.args["event"], order="last" if last else None)
     order = result["order"]
     if not order:
         return []
-    if step.args["which"] == "last":
-        order = order[::-1]
     # Ties (two first seen in the same frame) or one of them never having the event make it unclear.
     trace.margin_ok = len(order) == 1 or order[0]["frame"] != order[1]["frame"]
     trace.margin_ok &= not result.get("never") or step.args["event"] in ("first_seen", "last_seen")
@@ -448,18 +450,10 @@ def _op_enters(twin: DigitalTwin, step: Step, outputs: dict, trace: StepTrace) -
     ids = _ids(step, outputs)
     if not ids:
         return []
-    first = twin.frames[0].index
-    tracks = _call(twin, trace, "track_info", ids=ids)["tracks"]
-    return [t["id"] for t in tracks if t["first_frame"] > first]
+    return [t["id"] for t in _call(twin, trace, "track_info", ids=ids, only=step.op)["tracks"]]
 
 
-def _op_leaves(twin: DigitalTwin, step: Step, outputs: dict, trace: StepTrace) -> list[int]:
-    ids = _ids(step, outputs)
-    if not ids:
-        return []
-    last = twin.frames[-1].index
-    tracks = _call(twin, trace, "track_info", ids=ids)["tracks"]
-    return [t["id"] for t in tracks if t["last_frame"] < last]
+_op_leaves = _op_enters  # the op's name is the filter
 
 
 def _op_overtakes(twin: DigitalTwin, step: Step, outputs: dict, trace: StepTrace) -> list[int]:

@@ -7,6 +7,8 @@ Run::
 writes ``DIR/train.jsonl`` (schema in :mod:`.items`), ``DIR/train.config.json`` (the
 resolved :class:`SynthConfig`), ``DIR/train.stats.json`` (category x level counts, teacher
 chain lengths, timing) and, with ``--render``, pictures under ``DIR/render/train/``.
+``--category-weights temporal=2`` draws a category's cells more often (say, twice the
+temporal share of a video split: temporal is 1 of 3 categories by default, 2 of 4 then).
 
 **Determinism and resumption.** Item ``i`` of split ``s`` is generated from random
 generators seeded with ``(seed, s, i, purpose)`` only, so it is the same whatever ran
@@ -55,8 +57,10 @@ from fastreasonseg.data.teacher import teach
 from fastreasonseg.io import atomic_write_json
 from fastreasonseg.twin.core import DigitalTwin
 
-GENERATOR_VERSION = 4  # 2: knowledge-tool chains, request surface variety; 3: calls name objects;
-# 4: every chain takes its answer from tool results (a filter_label round where no other tool runs)
+GENERATOR_VERSION = 5  # 2: knowledge-tool chains, request surface variety; 3: calls name objects;
+# 4: every chain takes its answer from tool results (a filter_label round where no other tool runs);
+# 5: temporal answers lead the last result (extreme by speed, motion direction, track_info only,
+# event_order order), no knowledge round for a word the tools' label matching resolves
 HOLDOUT_MODULUS = 12  # about 1 in 12 categories is held out
 HOLDOUT_EXEMPT_GROUPS = frozenset({"person"})
 
@@ -79,6 +83,11 @@ class SynthConfig:
     num_frames: int = 8
     fps: float = 2.0
     categories: tuple[str, ...] = CATEGORIES
+    # How often each category's cells are drawn relative to the others (None: every (category,
+    # level) cell equally often, as before); e.g. {"temporal": 2} doubles the temporal share of a
+    # video split. Categories left out weigh 1; equal weights (over the categories the split can
+    # draw: temporal needs videos) are stored as None, so they draw exactly the default items.
+    category_weights: dict[str, float] | None = None
     levels: tuple[int, ...] = LEVELS
     sentence_share: float = 0.4
     request_variety: float = 0.3  # share of requests typed casually (data/requests.py)
@@ -110,8 +119,38 @@ class SynthConfig:
         if not self.video and set(self.categories) == {"temporal"}:
             raise ValueError("temporal queries need videos: add --video or choose other categories")
         object.__setattr__(self, "categories", tuple(self.categories))
+        object.__setattr__(self, "category_weights", self._resolved_weights())
         object.__setattr__(self, "levels", tuple(int(v) for v in self.levels))
         SceneConfig(width=self.width, height=self.height, num_frames=self.num_frames, fps=self.fps)  # validates
+
+    def _resolved_weights(self) -> dict[str, float] | None:
+        """One weight per drawn category (None when all are equal); raises ValueError saying what to fix."""
+        if self.category_weights is None:
+            return None
+        if not isinstance(self.category_weights, dict):
+            raise ValueError("category_weights must map categories to weights, e.g. {temporal: 2}")
+        unknown = set(self.category_weights) - set(self.categories)
+        if unknown:
+            raise ValueError(f"category_weights names {sorted(unknown)}, which this split does not generate "
+                             f"(categories: {list(self.categories)})")
+        weights = {}
+        for category in self.categories:
+            value = self.category_weights.get(category, 1.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
+                raise ValueError(f"category weight for {category} must be a number in [0, 1000], got {value!r}")
+            weights[category] = float(value)
+        drawn = [c for c in self.categories if c != "temporal" or self.video]
+        if not any(weights[c] > 0 for c in drawn):
+            raise ValueError(f"category_weights give every drawable category ({drawn}) weight 0")
+        return None if len({weights[c] for c in drawn}) == 1 else weights  # uniform: the default draw
+
+    def draw_cell(self, cells: list[tuple[str, int]], rng: np.random.Generator) -> tuple[str, int]:
+        """A (category, level) cell: uniform over ``cells``, or by ``category_weights`` spread over each one's levels."""
+        if self.category_weights is None:
+            return cells[int(rng.integers(len(cells)))]
+        per_category = Counter(c for c, _ in cells)
+        p = np.array([self.category_weights[c] / per_category[c] for c, _ in cells])
+        return cells[int(rng.choice(len(cells), p=p / p.sum()))]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -130,6 +169,22 @@ class SynthConfig:
         """Fields that change the items (so a run cannot resume another's output)."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [k for k in mine if k not in self.resumable_fields and mine[k] != theirs.get(k)]
+
+
+def parse_category_weights(text: str) -> dict[str, float]:
+    """``"semantic=1,temporal=2"`` -> ``{"semantic": 1.0, "temporal": 2.0}``; ValueError saying the expected form."""
+    weights: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(f"category weights look like temporal=2 or semantic=1,temporal=2; got {part!r}")
+    if not weights:
+        raise ValueError("category weights look like temporal=2 or semantic=1,temporal=2; got nothing")
+    return weights
 
 
 def holdout_categories(kb: KnowledgeBase | None = None) -> frozenset[str]:
@@ -185,8 +240,7 @@ def _make_query(config: SynthConfig, index: int, kb: KnowledgeBase, holdout: str
         require_one_of=held_out if holdout == "category" else frozenset())
     cells = [(c, lev) for c in config.categories for lev in config.levels
              if (c, lev) in BUILDERS and (c != "temporal" or config.video)]
-    cell_rng = _rng(config, index, _CELL)
-    cell = cells[int(cell_rng.integers(len(cells)))]
+    cell = config.draw_cell(cells, _rng(config, index, _CELL))
     required = held_out if holdout == "category" else frozenset()
     # First try hard for the drawn (category, level) cell, so the dataset stays balanced; then any cell.
     for attempt in range(40):

@@ -25,6 +25,15 @@ chains short for a 135M student (see :func:`rollout_token_stats`), and naming te
 copy words from the request rather than look up ids, which carries over to scenes and
 wordings it has not seen.
 
+Temporal chains (generator v5) put the request's criterion into the call, so the answer is
+what the last result lists first or lists exactly (:func:`answer_is_copyable`): "the slowest
+dog" calls ``extreme`` by ``speed``, "the person heading right" ``motion`` with ``direction``,
+"the child that leaves" ``track_info`` with ``only``, "the last to appear" ``event_order`` with
+``order: last``; the v4 student called the right tool and answered the first id of a list it
+had to compare or filter. No knowledge round asks about a word the tools' label matching
+resolves to the concept's objects ("person" over a man and a child): the calls name them
+instead (:func:`_named_concept`); the v4 student copied such a round's first id and stopped.
+
 Wording varies: every sentence is drawn from several phrasings. Departure from the paper:
 the paper's teacher is a GRPO-trained Qwen3-8B; this one is exact by construction on the
 twin it reads (on a noisy twin it can still be wrong with respect to the clean ground
@@ -94,6 +103,30 @@ SUPERLATIVES = {("area", "max"): "largest", ("area", "min"): "smallest", ("depth
 CHARS_PER_TOKEN = 2.7
 EVENT_VERBS = {"first_seen": "appear", "last_seen": "disappear", "starts_moving": "start moving",
                "stops_moving": "stop"}
+WAYS = {"right": "to the right", "left": "to the left", "up": "upwards", "down": "downwards",
+        "away": "away from the camera", "toward camera": "toward the camera"}
+# What a temporal step looks for, in a person's words; its call carries the same criterion, so the
+# answer is what the result lists (generator v5).
+MOTION_SENTENCES = {
+    True: ["I keep the ones that move.", "Only the ones in motion count.", "I check which of them are moving."],
+    False: ["I keep the ones that stay still.", "Only the ones standing still count.", "I check which of them do not move."],
+}
+DIRECTION_SENTENCES = ["I keep the ones moving {way}.", "Only the ones heading {way} count.",
+                       "I check which of them go {way}."]
+SPEED_SENTENCES = {
+    "max": ["I rank them by speed and take the fastest.", "Speed settles it: the quickest one.",
+            "I ask which of them moves fastest."],
+    "min": ["Of the ones that move, I take the slowest.", "I rank the moving ones by speed; the slowest wins.",
+            "Speed settles it: the slowest one that moves."],
+}
+EVENT_SENTENCES = {
+    "first": ["I order them by when they {verb}, earliest first.", "Whichever is first to {verb} is the answer."],
+    "last": ["I order them by when they {verb}, latest first.", "Whichever is last to {verb} is the answer."],
+}
+SPAN_SENTENCES = {
+    "enters": ["I keep the ones that come into view after the start.", "Only the ones that show up partway through count."],
+    "leaves": ["I keep the ones that are gone before the end.", "Only the ones that leave the view before the end count."],
+}
 
 
 @dataclass(frozen=True)
@@ -188,13 +221,15 @@ def _plan_sentence(trace: Any, query: Query, rng: np.random.Generator) -> str:
     if step.op == "attribute":
         return "I check which part of the image each one is in."
     if step.op == "moving":
-        return _choice(rng, ["I check how each one moves.", "Their motion tells them apart."])
+        if args.get("direction"):
+            return _choice(rng, DIRECTION_SENTENCES).format(way=WAYS[args["direction"]])
+        return _choice(rng, MOTION_SENTENCES[bool(args["moves"])])
     if step.op == "fastest":
-        return _choice(rng, ["I compare their speeds.", "I look at how fast each one moves."])
+        return _choice(rng, SPEED_SENTENCES[args["order"]])
     if step.op == "event":
-        return f"I order them by when they {EVENT_VERBS[args['event']]}."
+        return _choice(rng, EVENT_SENTENCES[args["which"]]).format(verb=EVENT_VERBS[args["event"]])
     if step.op in ("enters", "leaves"):
-        return "I check when each one is visible."
+        return _choice(rng, SPAN_SENTENCES[step.op])
     if step.op == "overtakes":
         return _choice(rng, ["I compare their positions over time.", "I track who is ahead over time."])
     if step.op == "approach":
@@ -268,7 +303,17 @@ def _request_name(text: str, label: str, ids: list[int], twin: DigitalTwin) -> s
                 continue
             if names(candidate := " ".join(run)):
                 return candidate
-    return label if names(label) else None
+    return label if label and names(label) else None
+
+
+def _named_concept(query: Query, twin: DigitalTwin, concept_ids: list[int]) -> bool:
+    """Whether the request names the concept's objects in words the tools' label matching resolves.
+
+    Then the calls name them ("person" over a man, a woman and a child) and a knowledge round
+    would only repeat a label lookup: the v4 student copied such a round's first id and stopped.
+    """
+    phrase = knowledge_phrase(query) or ""
+    return bool(concept_ids) and _request_name(query.text, phrase, sorted(concept_ids), twin) is not None
 
 
 def _named_rounds(rounds: list[tuple[list[dict], list[dict]]], execution: Execution, query: Query,
@@ -282,8 +327,10 @@ def _named_rounds(rounds: list[tuple[list[dict], list[dict]]], execution: Execut
     named: dict[frozenset[int], str] = {}
     for trace in execution.steps:
         labels = trace.step.args.get("labels") if trace.step.op == "labels" else None
-        if labels and len(labels) == 1 and trace.output and frozenset(trace.output) not in named:
-            name = _request_name(query.text, str(labels[0]), sorted(trace.output), twin)
+        if labels and trace.output and frozenset(trace.output) not in named:
+            # several labels ("the fastest person" over man, woman, child) are named only by the request's words
+            fallback = str(labels[0]) if len(labels) == 1 else ""
+            name = _request_name(query.text, fallback, sorted(trace.output), twin)
             if name is not None:
                 named[frozenset(trace.output)] = name
     if not named:
@@ -362,12 +409,13 @@ def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Gen
     if not execution.ok or not execution.answer:
         return None
     concept_ids = _concept_ids(query, execution)
-    asked = knowledge_round(query, twin, concept_ids) if concept_ids else None
+    named_concept = _named_concept(query, twin, concept_ids)
+    asked = knowledge_round(query, twin, concept_ids) if concept_ids and not named_concept else None
     key = f"{query.intent}:{query.slots['role']}" if query.intent == "overtake" else query.intent
     noun_phrase = _fmt(_choice(rng, NOUN_PHRASES[key]), query.slots)
     sentences = [f"{_choice(rng, LEADS)} {noun_phrase}."]
     if asked is None:
-        sentences += _knowledge(query, kb, rng)
+        sentences += [] if named_concept else _knowledge(query, kb, rng)
     else:
         sentences.append(_choice(rng, KNOWLEDGE_SENTENCES).format(about=asked[0]["args"]["about"]))
     reading = [t for t in execution.steps if t.step.op in ("labels", "all")]
@@ -400,6 +448,59 @@ def teach(query: Query, twin: DigitalTwin, kb: KnowledgeBase, rng: np.random.Gen
         rounds.insert(0, ([asked[0]], [asked[1]]))
     text = build_rollout(" ".join(sentences), rounds, execution.answer)
     return TeacherRollout(text=text, answer_ids=list(execution.answer), rounds=len(rounds), execution=execution)
+
+
+# Tools whose result ranks its ids (the answer is the first one or few); the others list exactly what they select.
+RANKING_TOOLS = frozenset({"extreme", "depth_order", "knowledge", "nearest_to", "event_order"})
+
+
+def result_ids(result: dict[str, Any]) -> list[int]:
+    """The object ids a successful tool result lists, in the order it lists them (rankings best first).
+
+    ``extreme`` lists its ``id`` and the ``next`` one; ``compare_position`` its ``overtakes``
+    (if any); ``relation`` its pair. An error result lists nothing.
+    """
+    if not result.get("ok"):
+        return []
+    tool, r = result["tool"], result["result"]
+    if tool == "extreme":
+        return [r["id"]] + ([r["next"][0]] if r["next"] else [])
+    if tool == "compare_position":
+        return [r["overtakes"]] if r["overtakes"] is not None else []
+    if tool == "relation":
+        return [r["a"], r["b"]]
+    lists = {"depth_order": ("near_to_far", 0), "knowledge": ("ranked", 0), "nearest_to": ("nearest", 0),
+             "attributes": ("objects", "id"), "track_info": ("tracks", "id"), "motion": ("motion", "id"),
+             "event_order": ("order", "id")}
+    if tool in lists:
+        key, field = lists[tool]
+        return [entry[field] for entry in r[key]]
+    return list(r.get("ids", []))  # filter_label, count, present_at
+
+
+def answer_is_copyable(text: str) -> bool:
+    """Whether a chain's answer can be copied from its last tool round without comparing or filtering.
+
+    True when one result of the last round ranks exactly the answer first (``extreme``, ``event_order``,
+    ... with as many leading ids as the answer has) or lists exactly the answer (``motion`` with a
+    direction, ``track_info`` with ``only``...), or when the last round's results together list
+    exactly the answer (one ``filter_label`` call per label). A 135M student copies ids a result
+    lists first reliably; it does not compare the numbers of a list (the v4 student answered the
+    first id of ``motion`` results for "the slowest"). Generator v5 makes temporal chains copyable.
+    """
+    from fastreasonseg.reasoning.protocol import parse_rollout
+
+    parsed = parse_rollout(text)
+    if not parsed.ok or not parsed.results or not isinstance(parsed.results[-1], list):
+        return False
+    answer = set(parsed.answer_ids or [])
+    last = [r for r in parsed.results[-1] if isinstance(r, dict)]
+    for result in last:
+        listed = result_ids(result)
+        lead = listed[: len(answer)] if result.get("tool") in RANKING_TOOLS else listed
+        if set(lead) == answer and len(lead) == len(answer):
+            return True
+    return {i for r in last for i in result_ids(r)} == answer and all(r.get("tool") not in RANKING_TOOLS for r in last)
 
 
 def rollout_token_stats(texts: list[str], tokenizer: Any | None = None) -> dict[str, float]:
