@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The student run of docs/RESULTS.md "Student v4": data (generator v4), teacher filter, SFT on prompt v2, dev evaluations.
 # Every stage is resumable: rerun the same command after a kill and it continues (same data order).
+# Generator v4 data (the chains student v4 trained on) come from the code up to commit e5fdefb; generator v5
+# (5ace67a, 5f3bda9) changed temporal programs and chains: `git worktree add ../v4 e5fdefb` to regenerate them.
 #   bash scripts/train_student_v4.sh [WORK_DIR]      (default ../student_v4, outside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
