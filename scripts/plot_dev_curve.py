@@ -7,6 +7,8 @@
 Each ``--point STEP=DIR`` is one checkpoint's evaluation (x = optimizer step, y = overall gIoU,
 with semantic / spatial beside it); each ``--line NAME=DIR`` a horizontal reference.
 Chains seen = step x chains per step (``--chains-per-step``, 8 for configs/sft_student_v4.yaml).
+``--loss-from CHECKPOINT/trainer_state.json`` adds the teacher-forced dev loss the run logged
+(every ``eval_steps``) on a second axis: it is cheap and dense where the gIoU points are few.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--point", action="append", default=[], help="STEP=EVAL_DIR")
     parser.add_argument("--line", action="append", default=[], help="NAME=EVAL_DIR")
     parser.add_argument("--chains-per-step", type=int, default=8)
+    parser.add_argument("--loss-from", help="a trainer_state.json whose log has eval_loss entries")
     parser.add_argument("--title", default="student v4 on dev100 (gIoU, %)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -44,6 +47,14 @@ def main(argv: list[str] | None = None) -> None:
         value = 100 * _summary(folder)["overall"]["gIoU"]
         ax.axhline(value, linestyle=":", color="gray")
         ax.text(steps[0] if steps else 0, value + 1, f"{name} {value:.1f}", fontsize=8, color="gray")
+    if args.loss_from:
+        history = json.loads(Path(args.loss_from).read_text(encoding="utf-8"))["log_history"]
+        losses = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+        twin_ax = ax.twinx()
+        twin_ax.plot([s for s, _ in losses], [v for _, v in losses], "x:", color="tab:red", label="dev loss")
+        twin_ax.set_ylabel("teacher-forced dev loss", color="tab:red")
+        twin_ax.set_ylim(0, max(v for _, v in losses) * 1.1)
+        twin_ax.legend(fontsize=8, loc="lower right")
     ax.set_xlabel(f"optimizer step ({args.chains_per_step} chains each)")
     ax.set_ylabel("gIoU (%)")
     ax.set_title(args.title, fontsize=10)
