@@ -179,7 +179,7 @@ def benchmark_component(preset: str, component: str, *, image_size: tuple[int, i
     """Time one (preset, component) in this process; see :func:`perception_benchmark` for the fields."""
     import torch
 
-    from fastreasonseg.perception.loading import resolve_autocast
+    from fastreasonseg.perception.loading import dtype_name, resolve_autocast
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -213,7 +213,7 @@ def benchmark_component(preset: str, component: str, *, image_size: tuple[int, i
                    f"{choice.depth_model}@{choice.depth_input_size or 518}") + (" (tiny test configs)" if tiny else ""),
         "video_mode": choice.video_mode if component == "video" else None,
         # What ran: "bfloat16" autocast of the encoders (not of the propagate mode's video model) or "off".
-        "autocast": "off" if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
+        "autocast": dtype_name(autocast_dtype),
         "params_m": round(params / 1e6, 2), "image": f"{width}x{height}", "frames": frames,
         "seconds_per_frame": round(float(np.mean(wall)), 4), "seconds_per_frame_max": round(float(np.max(wall)), 4),
         "cpu_seconds_per_frame": round(float(np.mean(cpu)), 4),

@@ -57,12 +57,10 @@ class ComponentSet:
 
     def placement_record(self) -> dict[str, str]:
         """What ran on this machine: ``{"device", "dtype", "autocast"}`` as strings (twin metadata's ``ran``)."""
+        from fastreasonseg.perception.loading import dtype_name
+
         device, dtype = self._placement()
-
-        def name(value: Any) -> str:
-            return str(value).removeprefix("torch.")
-
-        return {"device": device, "dtype": name(dtype), "autocast": "off" if self._autocast is None else name(self._autocast)}
+        return {"device": device, "dtype": dtype_name(dtype), "autocast": dtype_name(self._autocast)}
 
     def check_available(self, video: bool) -> None:
         """Fail early, naming every missing model at once, before any model is loaded."""

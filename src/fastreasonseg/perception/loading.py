@@ -144,6 +144,11 @@ def resolve_autocast(autocast: str, device: str, *, cpuinfo: str | None = None) 
                    "use autocast off")
 
 
+def dtype_name(dtype: Any) -> str:
+    """How reports and twin metadata name a resolved dtype: ``"bfloat16"`` for ``torch.bfloat16``, ``"off"`` for None."""
+    return "off" if dtype is None else str(dtype).removeprefix("torch.")
+
+
 def autocast_context(device: str, autocast_dtype: Any) -> AbstractContextManager:
     """``torch.autocast`` to ``autocast_dtype`` on ``device``'s type, or a no-op when it is None.
 
