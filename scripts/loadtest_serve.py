@@ -35,7 +35,7 @@ import threading
 import time
 
 
-def serve_only(reasoner: str, port: int, timeout_s: float) -> None:
+def serve_only(reasoner: str, port: int, timeout_s: float, lora_mode: str = "merged") -> None:
     """Child process: run the service with ``reasoner`` on 127.0.0.1:port until killed."""
     import logging
 
@@ -53,7 +53,7 @@ def serve_only(reasoner: str, port: int, timeout_s: float) -> None:
     else:
         from fastreasonseg.reasoning.loader import ReasonerConfig
 
-        service = build_service(config, ReasonerConfig(spec=reasoner))
+        service = build_service(config, ReasonerConfig(spec=reasoner, lora_mode=lora_mode))
     uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -72,24 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="the server's per-request timeout (s), "
                         "queue wait included")
     parser.add_argument("--json", help="also write the report to this file")
+    parser.add_argument("--lora-mode", choices=("merged", "runtime"), default="merged",
+                        help="llama.cpp: the adapter merged into the model (default) or applied per token")
     parser.add_argument("--serve-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_only:
-        serve_only(args.reasoner, args.port, args.timeout)
+        serve_only(args.reasoner, args.port, args.timeout, args.lora_mode)
         return 0
     if not (1 <= args.clients <= 16 and 1 <= args.requests <= 1000 and 1 <= args.queries <= 8):
         parser.error("keep it bounded: 1-16 clients, 1-1000 requests each, 1-8 queries per request")
 
     import psutil
 
-    from fastreasonseg.client import FrsClient
     from fastreasonseg.api.demos import demo_scene
+    from fastreasonseg.client import FrsClient
     from fastreasonseg.serve.testing import free_port
 
     port = free_port()
     child = subprocess.Popen([sys.executable, __file__, "--serve-only", "--reasoner", args.reasoner,
-                              "--port", str(port), "--timeout", str(args.timeout)])
+                              "--port", str(port), "--timeout", str(args.timeout), "--lora-mode", args.lora_mode])
     base = f"http://127.0.0.1:{port}"
     server = psutil.Process(child.pid)
     peak_rss = 0

@@ -248,7 +248,7 @@ def test_lora_mode_is_validated() -> None:
         LlamaCppBackendConfig(model_path="m.gguf", lora_mode="fused")
     with pytest.raises(ValueError, match="lora_mode"):
         ReasonerConfig(lora_mode="fused")
-    assert ReasonerConfig().lora_mode == "runtime" and LlamaCppBackendConfig(model_path="m.gguf").lora_mode == "runtime"
+    assert ReasonerConfig().lora_mode == "merged" and LlamaCppBackendConfig(model_path="m.gguf").lora_mode == "merged"
 
 
 # ---------------------------------------------------------------- the embedded student

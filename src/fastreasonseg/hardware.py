@@ -51,3 +51,19 @@ def check_bf16(requested: bool, cpuinfo: str | None = None) -> None:
     if cpu_has_bf16(cpuinfo) is False:  # None: cannot tell, trust the user
         raise FrsError("bf16=true needs a CPU with bf16 arithmetic (AVX-512-BF16 or AMX); this one has neither, "
                        "so bf16 would train about 40x slower than float32. Set bf16=false.")
+
+
+def cpu_flags_digest(cpuinfo: str | None = None) -> str | None:
+    """sha256 of the CPU's sorted instruction-set flags (the first ``flags`` line), None when unreadable.
+
+    Two machines with one digest run the same compiled kernels; the llama.cpp set-up records it
+    (:mod:`fastreasonseg.reasoning.backends.llamacpp_build`).
+    """
+    import hashlib
+
+    text = cpuinfo if cpuinfo is not None else _proc_cpuinfo()
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, ARM
+            return hashlib.sha256(" ".join(sorted(value.split())).encode()).hexdigest()
+    return None

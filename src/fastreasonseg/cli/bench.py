@@ -25,6 +25,8 @@ def reasoning_command(
     backend: Annotated[str, typer.Option("--backend", help="auto, hf, llamacpp or openai.")] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="transformers backend: auto, float32, bfloat16.")] = "auto",
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for decoding.")] = None,
+    lora_mode: Annotated[str, typer.Option("--lora-mode", help="llama.cpp: apply the adapter per token (runtime) "
+                                           "or load a merged copy (merged).")] = "merged",
     reuse_scenes: Annotated[int, typer.Option("--reuse-scenes", help="Scenes for the prefix-reuse comparison "
                                               "(0 skips it).")] = 3,
     queries_per_scene: Annotated[int, typer.Option("--queries-per-scene", help="Queries per scene in the "
@@ -47,7 +49,8 @@ def reasoning_command(
     try:
         config = ReasoningBenchConfig(
             items=str(items), n=n, reuse_scenes=reuse_scenes, queries_per_scene=queries_per_scene,
-            reasoner=ReasonerConfig(spec=reasoner, adapter=adapter, backend=backend, dtype=dtype, threads=threads),
+            reasoner=ReasonerConfig(spec=reasoner, adapter=adapter, backend=backend, dtype=dtype, threads=threads,
+                                    lora_mode=lora_mode),
             rollout=RolloutConfig(max_new_tokens=max_new_tokens, constrained=not unconstrained))
         report = bench_reasoning(config, log=None if quiet else (lambda line: console.print(escape(line))))
     except ValueError as exc:  # bad options, unreadable or malformed items (ItemError is a ValueError)

@@ -24,6 +24,8 @@ def eval_command(
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter directory")] = None,
     backend: Annotated[str, typer.Option(help="auto, hf, llamacpp or openai")] = "auto",
     threads: Annotated[int | None, typer.Option(help="decode threads")] = None,
+    lora_mode: Annotated[str, typer.Option(help="llama.cpp: adapter merged into a cached copy of the model "
+                                                "(merged) or applied per token (runtime)")] = "merged",
     perception: Annotated[str, typer.Option(help="annotations (oracle twins) or models")] = "annotations",
     out: Annotated[Path, typer.Option(help="output folder; rerun with the same folder to resume")] = Path("eval_out"),
     limit: Annotated[int | None, typer.Option(help="evaluate the first N samples only")] = None,
@@ -53,7 +55,7 @@ def eval_command(
     try:
         config = EvalConfig(benchmark=benchmark, root=str(root) if root else None, items=str(items) if items else None,
                             split=split, reasoner=reasoner, adapter=adapter, backend=backend, threads=threads,
-                            perception=perception, out=str(out), limit=limit, twin_max_tokens=twin_max_tokens,
+                            lora_mode=lora_mode, perception=perception, out=str(out), limit=limit, twin_max_tokens=twin_max_tokens,
                             max_new_tokens=max_new_tokens, max_tool_rounds=max_tool_rounds,
                             disabled_tools=list(disable_tool or []), options=options)
     except ValueError as exc:

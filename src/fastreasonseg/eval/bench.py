@@ -17,7 +17,8 @@ reduction (read bandwidth of one core and of all cores).
 
 Reasoners:
 
-- ``student``: the embedded SmolLM2-135M GGUF through llama.cpp (the runtime's default path);
+- ``student``: the embedded SmolLM2-135M GGUF through llama.cpp with the shipped adapter merged
+  (the runtime's default path; the merged tensors are Q8_0, so more bytes per token than Q4_1);
 - ``qwen3-0.6b`` / ``qwen3-1.7b`` / ``qwen3-8b``: the Qwen3 architecture at the released
   sizes with random weights in bfloat16 through transformers (random weights cost the same
   time per token as trained ones; nothing is downloaded). ``qwen3-8b`` stands in for the
@@ -115,9 +116,13 @@ def _rss_peak_mb() -> float:
 def _bench_student(config: BenchConfig) -> dict[str, Any]:
     import llama_cpp
 
-    from fastreasonseg.reasoning.loader import default_gguf_path
+    from fastreasonseg.reasoning.backends.gguf_merge import merged_gguf_for
+    from fastreasonseg.reasoning.loader import default_adapter, default_gguf_path
 
     path = default_gguf_path()
+    adapter = default_adapter()
+    if adapter is not None:  # what the runtime loads by default: the shipped adapter merged (lora_mode="merged")
+        path = merged_gguf_for(adapter, path)
     start = time.perf_counter()
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=config.prompt_tokens + config.new_tokens + 8,
                           n_batch=min(512, config.prompt_tokens), n_threads=config.threads,

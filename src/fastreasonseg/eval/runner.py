@@ -72,6 +72,7 @@ class EvalConfig:
     adapter: str | None = None
     backend: str = "auto"
     threads: int | None = None
+    lora_mode: str = "merged"  # llama.cpp: see ReasonerConfig.lora_mode
     perception: str = "annotations"
     out: str = "eval_out"
     limit: int | None = None
@@ -92,6 +93,10 @@ class EvalConfig:
             raise ValueError(f"perception must be one of {PERCEPTION_MODES}, got {self.perception!r}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1 sample, got {self.limit}")
+        from fastreasonseg.reasoning.backends.gguf_merge import LORA_MODES
+
+        if self.lora_mode not in LORA_MODES:  # checked before any work, as ReasonerConfig does
+            raise ValueError(f"lora_mode must be one of {LORA_MODES}, got {self.lora_mode!r}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.reasoner == PROGRAMMATIC and self.benchmark != SYNTHETIC:
@@ -549,6 +554,6 @@ def load_engine(config: EvalConfig) -> Any:
     from fastreasonseg.reasoning.loader import ReasonerConfig
 
     reasoner = ReasonerConfig(spec=config.reasoner, adapter=config.adapter, backend=config.backend,
-                              threads=config.threads)
+                              threads=config.threads, lora_mode=config.lora_mode)
     return build_engine(reasoner, twin_max_tokens=config.twin_max_tokens, max_new_tokens=config.max_new_tokens,
                         max_tool_rounds=config.max_tool_rounds, disabled_tools=tuple(config.disabled_tools))

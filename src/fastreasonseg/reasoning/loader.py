@@ -71,9 +71,9 @@ class ReasonerConfig:
     dtype: str = "auto"
     threads: int | None = None
     n_ctx: int = 4096
-    # llama.cpp only: apply the adapter per token ("runtime") or load a merged copy ("merged", see
-    # backends.gguf_merge); transformers always merges (HFBackendConfig.merge_adapter).
-    lora_mode: str = "runtime"
+    # llama.cpp only: load a cached copy with the adapter merged in ("merged", faster; backends.gguf_merge) or
+    # apply the adapter per token ("runtime"); transformers always merges (HFBackendConfig.merge_adapter).
+    lora_mode: str = "merged"
 
     def __post_init__(self) -> None:
         if not self.spec or not self.spec.strip():

@@ -188,5 +188,10 @@ def merged_gguf_for(adapter_dir: str | Path, base_gguf: str | Path, *,
     identity = (adapter_digest(adapter_dir).hexdigest(), base_gguf.name, stat.st_size, stat.st_mtime_ns,
                 (tensor_type or "same").upper(), _FORMAT_VERSION)
     key = hashlib.sha256(repr(identity).encode()).hexdigest()[:20]
-    return cached_file("merged", f"{base_gguf.stem}.{key}.gguf",
-                       lambda target: merge_peft_lora(adapter_dir, base_gguf, target, tensor_type=tensor_type))
+
+    def build(target: Path) -> Path:
+        print(f"merging the adapter {Path(adapter_dir).name} into {base_gguf.name} once (about 10 s; cached as "
+              f"{target})", file=sys.stderr)
+        return merge_peft_lora(adapter_dir, base_gguf, target, tensor_type=tensor_type)
+
+    return cached_file("merged", f"{base_gguf.stem}.{key}.gguf", build)
