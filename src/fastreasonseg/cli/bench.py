@@ -86,13 +86,17 @@ def reasoning_command(
 
 @bench_app.command("efficiency")
 def efficiency_command(
-    reasoner: Annotated[list[str] | None, typer.Option("--reasoner", help="student, qwen3-0.6b, qwen3-1.7b or "
-                                                       "qwen3-8b (repeatable; ratios are to the first).")] = None,
+    reasoner: Annotated[list[str] | None, typer.Option("--reasoner", help="student; qwen3-0.6b, qwen3-1.7b or "
+                                                       "qwen3-8b (transformers bf16); qwen3-0.6b-gguf etc. (llama.cpp, "
+                                                       "like the student; built once, cached). Repeatable; ratios "
+                                                       "are to the first.")] = None,
     include_large: Annotated[bool, typer.Option("--include-large", help="Add the teacher size (Qwen3-8B, "
                                                 "~17 GB RAM).")] = False,
     prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", help="Prefill length.")] = 256,
     new_tokens: Annotated[int, typer.Option("--new-tokens", help="Greedy tokens decoded.")] = 32,
     threads: Annotated[int, typer.Option("--threads", help="Decode threads.")] = 1,
+    gguf_type: Annotated[str, typer.Option("--gguf-type", help="llama.cpp type of the qwen3-*-gguf rows (Q8_0 as "
+                                           "the merged student; Q4_1 as its base).")] = "Q8_0",
     perception: Annotated[bool, typer.Option("--perception/--no-perception", help="Time perception per frame "
                                              "(full-size random weights).")] = True,
     latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Time full queries with the "
@@ -109,7 +113,7 @@ def efficiency_command(
     names = tuple(reasoner or DEFAULT_REASONERS) + (LARGE if include_large else ())
     try:
         config = BenchConfig(reasoners=tuple(dict.fromkeys(names)), prompt_tokens=prompt_tokens,
-                             new_tokens=new_tokens, threads=threads)
+                             new_tokens=new_tokens, threads=threads, gguf_type=gguf_type)
     except ValueError as exc:
         raise FrsError(str(exc)) from None
     report = efficiency_report(config, perception=perception, latency=latency)

@@ -2,7 +2,7 @@
 
 Run::
 
-    frs bench efficiency                     # student vs the Qwen3-0.6B architecture, + latency and perception
+    frs bench efficiency                     # student vs the Qwen3-0.6B architecture (llama.cpp and transformers)
     frs bench efficiency --include-large     # + the teacher size (Qwen3-8B architecture)
     frs bench efficiency --reasoner qwen3-1.7b --reasoner student --no-perception
 
@@ -19,6 +19,17 @@ Reasoners:
 
 - ``student``: the embedded SmolLM2-135M GGUF through llama.cpp with the shipped adapter merged
   (the runtime's default path; the merged tensors are Q8_0, so more bytes per token than Q4_1);
+- ``qwen3-0.6b-gguf`` (and ``-1.7b-gguf``, ``-8b-gguf``): the Qwen3 architecture at a released
+  size with random weights in the student's runtime and quantisation: written as an F16 GGUF
+  by :mod:`fastreasonseg.eval.gguf_export` (the SmolLM2 tokenizer, padded to Qwen3's
+  151936-token vocabulary so the embedding/output matrix keeps its true size), quantised by
+  llama.cpp to ``gguf_type`` (default Q8_0, as the merged student) and timed by the same code
+  as ``student``, so its ratio to the student compares model sizes, not runtimes. Built once
+  into ``<cache>/bench/`` (in its own process when rows are isolated, so the build's memory
+  is not the row's peak): at 0.6B the build holds the random bf16 model (~1.2 GB), writes a
+  ~1.2 GB F16 file that is deleted afterwards and keeps a ~0.64 GB Q8_0 file; estimated at
+  well under a minute on 2 cores (not measured). 8B needs ~16 GB of RAM and ~25 GB of disk
+  for the build;
 - ``qwen3-0.6b`` / ``qwen3-1.7b`` / ``qwen3-8b``: the Qwen3 architecture at the released
   sizes with random weights in bfloat16 through transformers (random weights cost the same
   time per token as trained ones; nothing is downloaded). ``qwen3-8b`` stands in for the
@@ -35,13 +46,18 @@ numbers on the machine named in the report, with the bound that explains them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fastreasonseg.eval.gguf_export import DEFAULT_QUANT_TYPE, check_quant_type
 
 # Released Qwen3 sizes (config.json of Qwen/Qwen3-0.6B, -1.7B, -8B).
 QWEN3_SIZES: dict[str, dict[str, Any]] = {
@@ -54,8 +70,12 @@ QWEN3_SIZES: dict[str, dict[str, Any]] = {
 }
 QWEN3_VOCAB = 151_936
 STUDENT = "student"
+GGUF_SUFFIX = "-gguf"  # qwen3-0.6b-gguf: that size through llama.cpp, quantised like the student
+QWEN3_GGUF = tuple(f"{name}{GGUF_SUFFIX}" for name in QWEN3_SIZES)
 LARGE = ("qwen3-8b",)
-DEFAULT_REASONERS = (STUDENT, "qwen3-0.6b")
+DEFAULT_REASONERS = (STUDENT, "qwen3-0.6b-gguf", "qwen3-0.6b")
+# Bump when the benchmark's Qwen3 GGUF changes for the same inputs (older cache files are then ignored).
+_GGUF_FORMAT_VERSION = 1
 
 
 @dataclass
@@ -68,9 +88,10 @@ class BenchConfig:
     threads: int = 1
     isolate: bool = True
     tiny: bool = False  # tests: tiny Qwen3 configs instead of the released sizes
+    gguf_type: str = DEFAULT_QUANT_TYPE  # the -gguf rows' llama.cpp type (Q8_0, as the merged student's tensors)
 
     def __post_init__(self) -> None:
-        known = (STUDENT, *QWEN3_SIZES)
+        known = (STUDENT, *QWEN3_GGUF, *QWEN3_SIZES)
         unknown = [r for r in self.reasoners if r not in known]
         if unknown or not self.reasoners:
             raise ValueError(f"reasoners must be among {list(known)}, got {list(self.reasoners)}")
@@ -81,6 +102,7 @@ class BenchConfig:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         self.reasoners = tuple(self.reasoners)
+        self.gguf_type = check_quant_type(self.gguf_type)
 
 
 def memory_bandwidth(megabytes: int = 256, repeats: int = 3) -> dict[str, float]:
@@ -113,16 +135,13 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _bench_student(config: BenchConfig) -> dict[str, Any]:
+def _time_gguf(path: Path, config: BenchConfig) -> dict[str, Any]:
+    """Load ``path`` with llama.cpp and time a random ``prompt_tokens`` prefill and ``new_tokens`` greedy steps.
+
+    The one timing path of every llama.cpp row, so rows differ only by their model file.
+    """
     import llama_cpp
 
-    from fastreasonseg.reasoning.backends.gguf_merge import merged_gguf_for
-    from fastreasonseg.reasoning.loader import default_adapter, default_gguf_path
-
-    path = default_gguf_path()
-    adapter = default_adapter()
-    if adapter is not None:  # what the runtime loads by default: the shipped adapter merged (lora_mode="merged")
-        path = merged_gguf_for(adapter, path)
     start = time.perf_counter()
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=config.prompt_tokens + config.new_tokens + 8,
                           n_batch=min(512, config.prompt_tokens), n_threads=config.threads,
@@ -142,32 +161,40 @@ def _bench_student(config: BenchConfig) -> dict[str, Any]:
     decode = time.perf_counter() - start
     params = int(llama_cpp.llama_model_n_params(llm.model))
     weight_bytes = int(llama_cpp.llama_model_size(llm.model))
-    return {"reasoner": STUDENT, "model": f"{path.name} (llama.cpp)", "params_m": params / 1e6,
-            "weight_bytes": weight_bytes, "load_s": loaded, "prefill_tok_s": config.prompt_tokens / prefill,
-            "decode_tok_s": config.new_tokens / decode}
+    llm.close()
+    return {"params_m": params / 1e6, "weight_bytes": weight_bytes, "load_s": loaded,
+            "prefill_tok_s": config.prompt_tokens / prefill, "decode_tok_s": config.new_tokens / decode}
 
 
-def _qwen3_config(name: str, tiny: bool) -> Any:
+def _bench_student(config: BenchConfig) -> dict[str, Any]:
+    from fastreasonseg.reasoning.backends.gguf_merge import merged_gguf_for
+    from fastreasonseg.reasoning.loader import default_adapter, default_gguf_path
+
+    path = default_gguf_path()
+    adapter = default_adapter()
+    if adapter is not None:  # what the runtime loads by default: the shipped adapter merged (lora_mode="merged")
+        path = merged_gguf_for(adapter, path)
+    return {"reasoner": STUDENT, "model": f"{path.name} (llama.cpp)", **_time_gguf(path, config)}
+
+
+def _qwen3_config(name: str, tiny: bool, vocab: int | None = None) -> Any:
+    """The released size ``name``, or a tiny test config, as a Qwen3Config over ``vocab`` tokens (default 151936, tiny 1000)."""
     from transformers import Qwen3Config
 
     sizes = dict(QWEN3_SIZES[name])
-    vocab = QWEN3_VOCAB
     if tiny:
         sizes.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                      num_key_value_heads=2, head_dim=16)
-        vocab = 1000
-    return Qwen3Config(vocab_size=vocab, max_position_embeddings=4096, **sizes)
+    return Qwen3Config(vocab_size=vocab or (1000 if tiny else QWEN3_VOCAB), max_position_embeddings=4096, **sizes)
 
 
-def _bench_qwen3(name: str, config: BenchConfig) -> dict[str, Any]:
+def _random_model(model_config: Any, dtype: Any) -> Any:
+    """A causal LM of ``model_config`` with small uniform random weights in ``dtype``, in eval mode."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    torch.set_num_threads(config.threads)
-    model_config = _qwen3_config(name, config.tiny)  # imports transformers' Qwen3 outside the timed load
-    start = time.perf_counter()
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(model_config, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
     # Allocate, then fill with small uniform noise: far faster than the default initialisers
     # at 0.6-8 B parameters, and the time per token does not depend on the values.
     model = model.to_empty(device="cpu")
@@ -178,10 +205,20 @@ def _bench_qwen3(name: str, config: BenchConfig) -> dict[str, Any]:
             parameter.uniform_(-0.02, 0.02, generator=generator)
         # Buffers (rotary frequencies) came out of to_empty uninitialised: rebuild that module on the CPU.
         model.model.rotary_emb = type(model.model.rotary_emb)(config=model_config)
-    model.eval()
+    return model.eval()
+
+
+def _bench_qwen3(name: str, config: BenchConfig) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(config.threads)
+    model_config = _qwen3_config(name, config.tiny)  # imports transformers' Qwen3 outside the timed load
+    start = time.perf_counter()
+    model = _random_model(model_config, torch.bfloat16)
     loaded = time.perf_counter() - start
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    generator = torch.Generator().manual_seed(0)
     prompt = torch.randint(100, model_config.vocab_size, (1, config.prompt_tokens), generator=generator)
     with torch.inference_mode():
         model(prompt[:, :8])  # warm-up (allocator, kernels)
@@ -200,9 +237,75 @@ def _bench_qwen3(name: str, config: BenchConfig) -> dict[str, Any]:
             "prefill_tok_s": config.prompt_tokens / prefill, "decode_tok_s": config.new_tokens / decode}
 
 
+def _build_qwen3_gguf(name: str, tiny: bool, gguf_type: str, target: Path) -> Path:
+    """Write a random-weight Qwen3 of size ``name`` as an F16 GGUF next to ``target``, quantise it into ``target``."""
+    import torch
+
+    from fastreasonseg.eval.gguf_export import export_hf_model, quantize_gguf
+    from fastreasonseg.reasoning.loader import default_gguf_path
+
+    tokenizer = default_gguf_path()
+    # The tiny test config takes the tokenizer's own size (a GGUF cannot have fewer rows than tokens).
+    vocab = _gguf_token_count(tokenizer) if tiny else None
+    model = _random_model(_qwen3_config(name, tiny, vocab), torch.bfloat16)
+    f16 = target.with_name(target.name + ".f16")
+    try:
+        export_hf_model(model, f16, dtype="F16", tokenizer_gguf=tokenizer,
+                        name=f"random Qwen3 {name[6:].upper()} architecture" + (" [tiny]" if tiny else ""))
+        del model
+        return quantize_gguf(f16, target, gguf_type)
+    finally:
+        f16.unlink(missing_ok=True)
+
+
+def _gguf_token_count(path: Path) -> int:
+    from fastreasonseg.reasoning.backends.gguf_lora import open_gguf
+
+    return len(open_gguf(path).fields["tokenizer.ggml.tokens"].data)
+
+
+def qwen3_gguf_path(name: str, config: BenchConfig) -> Path:
+    """The benchmark's random Qwen3 GGUF of size ``name`` in ``config.gguf_type``, built once and cached.
+
+    With ``config.isolate`` the build runs in its own process, so the row's peak memory is llama.cpp's.
+    """
+    from fastreasonseg.reasoning.backends.gguf_lora import cached_file
+    from fastreasonseg.reasoning.loader import default_gguf_path
+
+    tokenizer = default_gguf_path()
+    sizes = "tiny" if config.tiny else QWEN3_SIZES[name]
+    identity = (name, sizes, QWEN3_VOCAB, config.gguf_type, tokenizer.name, tokenizer.stat().st_size,
+                _GGUF_FORMAT_VERSION)
+    key = hashlib.sha256(repr(identity).encode()).hexdigest()[:16]
+
+    def build(target: Path) -> Path:
+        print(f"writing a random {name} GGUF ({config.gguf_type}) once; cached as {target}", file=sys.stderr)
+        if not config.isolate:
+            return _build_qwen3_gguf(name, config.tiny, config.gguf_type, target)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(_build_qwen3_gguf, name, config.tiny, config.gguf_type, target).result()
+
+    return cached_file("bench", f"{name}{'-tiny' if config.tiny else ''}.{config.gguf_type}.{key}.gguf", build)
+
+
+def _bench_qwen3_gguf(name: str, config: BenchConfig) -> dict[str, Any]:
+    path = qwen3_gguf_path(name, config)
+    return {"reasoner": f"{name}{GGUF_SUFFIX}",
+            "model": f"Qwen3 {name[6:].upper()} architecture, random {config.gguf_type} GGUF (llama.cpp)"
+            + (" [tiny test config]" if config.tiny else ""), **_time_gguf(path, config)}
+
+
 def bench_reasoner(name: str, config: BenchConfig) -> dict[str, Any]:
     """Measure one reasoner in this process (see the module docstring for the fields)."""
-    row = _bench_student(config) if name == STUDENT else _bench_qwen3(name, config)
+    if name == STUDENT:
+        row = _bench_student(config)
+    elif name.endswith(GGUF_SUFFIX):
+        row = _bench_qwen3_gguf(name.removesuffix(GGUF_SUFFIX), config)
+    else:
+        row = _bench_qwen3(name, config)
     row["peak_rss_mb"] = _rss_peak_mb()
     row["threads"] = config.threads
     return row
