@@ -35,7 +35,7 @@ import threading
 import time
 
 
-def serve_only(reasoner: str, port: int, timeout_s: float, lora_mode: str = "merged") -> None:
+def serve_only(reasoner: str, port: int, timeout_s: float, lora_mode: str) -> None:
     """Child process: run the service with ``reasoner`` on 127.0.0.1:port until killed."""
     import logging
 
@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="the server's per-request timeout (s), "
                         "queue wait included")
     parser.add_argument("--json", help="also write the report to this file")
-    parser.add_argument("--lora-mode", choices=("merged", "runtime"), default="merged",
+    from fastreasonseg.reasoning.backends.gguf_merge import DEFAULT_LORA_MODE, LORA_MODES
+
+    parser.add_argument("--lora-mode", choices=LORA_MODES, default=DEFAULT_LORA_MODE,
                         help="llama.cpp: the adapter merged into the model (default) or applied per token")
     parser.add_argument("--serve-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

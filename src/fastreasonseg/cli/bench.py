@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from fastreasonseg.reasoning.backends.gguf_merge import DEFAULT_LORA_MODE
+
 bench_app = typer.Typer(help="Efficiency benchmarks (latency, throughput, memory).", no_args_is_help=True)
 
 
@@ -26,7 +28,7 @@ def reasoning_command(
     dtype: Annotated[str, typer.Option("--dtype", help="transformers backend: auto, float32, bfloat16.")] = "auto",
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for decoding.")] = None,
     lora_mode: Annotated[str, typer.Option("--lora-mode", help="llama.cpp: apply the adapter per token (runtime) "
-                                           "or load a merged copy (merged).")] = "merged",
+                                           "or load a merged copy (merged).")] = DEFAULT_LORA_MODE,
     reuse_scenes: Annotated[int, typer.Option("--reuse-scenes", help="Scenes for the prefix-reuse comparison "
                                               "(0 skips it).")] = 3,
     queries_per_scene: Annotated[int, typer.Option("--queries-per-scene", help="Queries per scene in the "

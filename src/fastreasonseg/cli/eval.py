@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from fastreasonseg.errors import FrsError
+from fastreasonseg.reasoning.backends.gguf_merge import DEFAULT_LORA_MODE
 from fastreasonseg.reasoning.engine import DEFAULT_TWIN_TOKENS
 
 
@@ -25,7 +26,7 @@ def eval_command(
     backend: Annotated[str, typer.Option(help="auto, hf, llamacpp or openai")] = "auto",
     threads: Annotated[int | None, typer.Option(help="decode threads")] = None,
     lora_mode: Annotated[str, typer.Option(help="llama.cpp: adapter merged into a cached copy of the model "
-                                                "(merged) or applied per token (runtime)")] = "merged",
+                                                "(merged) or applied per token (runtime)")] = DEFAULT_LORA_MODE,
     perception: Annotated[str, typer.Option(help="annotations (oracle twins) or models")] = "annotations",
     out: Annotated[Path, typer.Option(help="output folder; rerun with the same folder to resume")] = Path("eval_out"),
     limit: Annotated[int | None, typer.Option(help="evaluate the first N samples only")] = None,

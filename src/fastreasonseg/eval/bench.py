@@ -136,44 +136,23 @@ def _rss_peak_mb() -> float:
 
 
 def _time_gguf(path: Path, config: BenchConfig) -> dict[str, Any]:
-    """Load ``path`` with llama.cpp and time a random ``prompt_tokens`` prefill and ``new_tokens`` greedy steps.
+    """Time ``path`` through llama.cpp: a random ``prompt_tokens`` prefill (all cores) and ``new_tokens`` greedy steps.
 
-    The one timing path of every llama.cpp row, so rows differ only by their model file.
+    The one timing path of every llama.cpp row (:func:`~fastreasonseg.reasoning.backends.llamacpp_build.greedy_probe`,
+    shared with the set-up's decode check), so rows differ only by their model file.
     """
-    import llama_cpp
+    from fastreasonseg.reasoning.backends.llamacpp_build import greedy_probe
 
-    start = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=config.prompt_tokens + config.new_tokens + 8,
-                          n_batch=min(512, config.prompt_tokens), n_threads=config.threads,
-                          n_threads_batch=os.cpu_count(), verbose=False)
-    loaded = time.perf_counter() - start
-    rng = np.random.default_rng(0)
-    prompt = rng.integers(100, llm.n_vocab(), size=config.prompt_tokens).tolist()
-    llm.eval(prompt[:8])  # warm-up: the first evaluation builds the compute graph
-    llm.reset()
-    start = time.perf_counter()
-    llm.eval(prompt)
-    prefill = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(config.new_tokens):
-        token = int(llm.sample(top_k=1, temp=0.0))  # greedy, as the runtime decodes
-        llm.eval([token])
-    decode = time.perf_counter() - start
-    params = int(llama_cpp.llama_model_n_params(llm.model))
-    weight_bytes = int(llama_cpp.llama_model_size(llm.model))
-    llm.close()
-    return {"params_m": params / 1e6, "weight_bytes": weight_bytes, "load_s": loaded,
-            "prefill_tok_s": config.prompt_tokens / prefill, "decode_tok_s": config.new_tokens / decode}
+    report = greedy_probe(path, config.prompt_tokens, config.new_tokens, config.threads,
+                          threads_batch=os.cpu_count(), n_batch=min(512, config.prompt_tokens))
+    report.pop("tokens")
+    return report
 
 
 def _bench_student(config: BenchConfig) -> dict[str, Any]:
-    from fastreasonseg.reasoning.backends.gguf_merge import merged_gguf_for
-    from fastreasonseg.reasoning.loader import default_adapter, default_gguf_path
+    from fastreasonseg.reasoning.loader import embedded_student_gguf
 
-    path = default_gguf_path()
-    adapter = default_adapter()
-    if adapter is not None:  # what the runtime loads by default: the shipped adapter merged (lora_mode="merged")
-        path = merged_gguf_for(adapter, path)
+    path = embedded_student_gguf()  # what the runtime loads by default: the shipped adapter merged
     return {"reasoner": STUDENT, "model": f"{path.name} (llama.cpp)", **_time_gguf(path, config)}
 
 

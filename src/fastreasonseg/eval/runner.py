@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastreasonseg.errors import FrsError
+from fastreasonseg.reasoning.backends.gguf_merge import DEFAULT_LORA_MODE, LORA_MODES
 from fastreasonseg.reasoning.engine import DEFAULT_TWIN_TOKENS
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class EvalConfig:
     adapter: str | None = None
     backend: str = "auto"
     threads: int | None = None
-    lora_mode: str = "merged"  # llama.cpp: see ReasonerConfig.lora_mode
+    lora_mode: str = DEFAULT_LORA_MODE  # llama.cpp: see ReasonerConfig.lora_mode
     perception: str = "annotations"
     out: str = "eval_out"
     limit: int | None = None
@@ -93,8 +94,6 @@ class EvalConfig:
             raise ValueError(f"perception must be one of {PERCEPTION_MODES}, got {self.perception!r}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1 sample, got {self.limit}")
-        from fastreasonseg.reasoning.backends.gguf_merge import LORA_MODES
-
         if self.lora_mode not in LORA_MODES:  # checked before any work, as ReasonerConfig does
             raise ValueError(f"lora_mode must be one of {LORA_MODES}, got {self.lora_mode!r}")
         if self.max_new_tokens < 1:

@@ -54,7 +54,7 @@ from typing import Literal
 
 from fastreasonseg.errors import FrsError
 from fastreasonseg.reasoning.backends.base import ReasonerBackend
-from fastreasonseg.reasoning.backends.gguf_merge import LORA_MODES
+from fastreasonseg.reasoning.backends.gguf_merge import DEFAULT_LORA_MODE, LORA_MODES, merged_gguf_for
 
 BACKENDS = ("auto", "hf", "llamacpp", "openai")
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -73,7 +73,7 @@ class ReasonerConfig:
     n_ctx: int = 4096
     # llama.cpp only: load a cached copy with the adapter merged in ("merged", faster; backends.gguf_merge) or
     # apply the adapter per token ("runtime"); transformers always merges (HFBackendConfig.merge_adapter).
-    lora_mode: str = "merged"
+    lora_mode: str = DEFAULT_LORA_MODE
 
     def __post_init__(self) -> None:
         if not self.spec or not self.spec.strip():
@@ -135,6 +135,13 @@ def summary_metrics(summary: dict) -> dict:
 def default_adapter() -> Path | None:
     """The distilled adapter shipped with the package, or None until one is trained and shipped."""
     return DEFAULT_ADAPTER_DIR if (DEFAULT_ADAPTER_DIR / "adapter_config.json").is_file() else None
+
+
+def embedded_student_gguf() -> Path:
+    """The GGUF llama.cpp loads for the embedded student by default: the shipped adapter merged in (cached,
+    ``DEFAULT_LORA_MODE``), or the base model while no adapter is shipped."""
+    path, adapter = default_gguf_path(), default_adapter()
+    return path if adapter is None else merged_gguf_for(adapter, path)
 
 
 def resolve_spec(spec: str, adapter: str | None = None) -> ResolvedSpec:

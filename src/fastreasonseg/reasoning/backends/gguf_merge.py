@@ -51,6 +51,9 @@ METADATA_PREFIX = "fastreasonseg.merged_adapter"
 _FORMAT_VERSION = 1
 # How the llama.cpp backend applies an adapter: on every token, or merged into a copy of the model.
 LORA_MODES = ("runtime", "merged")
+# The default everywhere (ReasonerConfig, the llama.cpp backend, frs eval/bench, the load test): faster, same accuracy
+# (docs/RUNTIME.md).
+DEFAULT_LORA_MODE = "merged"
 # The type merged tensors are stored in by merged_gguf_for: Q4_1 would erase the adapter (module docstring).
 MERGED_TENSOR_TYPE = "Q8_0"
 

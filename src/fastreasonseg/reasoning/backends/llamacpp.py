@@ -62,7 +62,7 @@ from typing import Any
 
 from fastreasonseg.errors import FrsError
 from fastreasonseg.reasoning.backends.base import Generation, GenerationRequest, Message, ReasonerBackend
-from fastreasonseg.reasoning.backends.gguf_merge import LORA_MODES, merged_gguf_for
+from fastreasonseg.reasoning.backends.gguf_merge import DEFAULT_LORA_MODE, LORA_MODES, merged_gguf_for
 from fastreasonseg.reasoning.backends.llamacpp_build import verify_installed_build
 from fastreasonseg.reasoning.backends.llamacpp_kv import MIN_PREFILL, KVSequences, assign_sequences, share_prefix
 from fastreasonseg.reasoning.backends.local import find_stop, render_chat_template
@@ -117,7 +117,7 @@ class LlamaCppBackendConfig:
     seed: int = 0
     # "runtime": llama.cpp adds the adapter on every token; "merged": load a cached copy of the model with the
     # adapter merged into its weights (gguf_merge; merged tensors stored as Q8_0, see there why).
-    lora_mode: str = "merged"
+    lora_mode: str = DEFAULT_LORA_MODE
     # Sequences complete_many decodes together, each with its own n_ctx cells (allocated by the first batch).
     n_seq_max: int = 8
 

@@ -47,44 +47,59 @@ def record_path() -> Path:
     return Path(sys.prefix) / RECORD_NAME
 
 
-def smoke(prompt_tokens: int = SMOKE_PROMPT_TOKENS, new_tokens: int = SMOKE_NEW_TOKENS) -> dict[str, Any]:
-    """Decode with the embedded student as users run it (shipped adapter merged) at 1 and 2 threads.
+def greedy_probe(path: str | Path, prompt_tokens: int, new_tokens: int, threads: int,
+                 threads_batch: int | None = None, n_batch: int = 512) -> dict[str, Any]:
+    """Load the GGUF ``path`` with llama.cpp, prefill a fixed pseudo-random prompt and decode greedily.
 
-    A fixed pseudo-random prompt, then greedy tokens; both thread counts must give the same
-    tokens. Returns the tokens, prefill and decode tokens/s at 2 threads and llama.cpp's system
-    info. Raises RuntimeError when the decodes disagree. Run it in a child process
-    (:func:`check`): a broken build may crash the interpreter.
+    The one llama.cpp timing path of the project (the set-up's :func:`smoke` and ``frs bench
+    efficiency``'s rows). Returns the generated ``tokens``, ``load_s``, ``prefill_tok_s``,
+    ``decode_tok_s``, ``params_m`` and ``weight_bytes``. ``threads_batch`` (prefill) defaults to ``threads``.
     """
     import llama_cpp
     import numpy as np
 
-    from fastreasonseg.reasoning.backends.gguf_merge import merged_gguf_for
-    from fastreasonseg.reasoning.loader import DEFAULT_ADAPTER_DIR, default_gguf_path
+    start = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=prompt_tokens + new_tokens + 8, n_batch=n_batch,
+                          n_threads=threads, n_threads_batch=threads_batch or threads, verbose=False)
+    loaded = time.perf_counter() - start
+    prompt = np.random.default_rng(0).integers(100, llm.n_vocab(), size=prompt_tokens).tolist()
+    llm.eval(prompt[:8])  # warm-up: the first evaluation builds the compute graph
+    llm.reset()
+    start = time.perf_counter()
+    llm.eval(prompt)
+    prefill = time.perf_counter() - start
+    tokens = []
+    start = time.perf_counter()
+    for _ in range(new_tokens):
+        tokens.append(int(llm.sample(top_k=1, temp=0.0)))  # greedy, as the runtime decodes
+        llm.eval([tokens[-1]])
+    decode = time.perf_counter() - start
+    report = {"tokens": tokens, "load_s": loaded, "prefill_tok_s": prompt_tokens / prefill,
+              "decode_tok_s": new_tokens / decode, "params_m": int(llama_cpp.llama_model_n_params(llm.model)) / 1e6,
+              "weight_bytes": int(llama_cpp.llama_model_size(llm.model))}
+    llm.close()
+    return report
 
-    model = default_gguf_path()
-    adapter = (DEFAULT_ADAPTER_DIR / "adapter_config.json").is_file()
-    if adapter:  # also builds the merged file's cache at set-up, so a user's first query does not wait for it
-        model = merged_gguf_for(DEFAULT_ADAPTER_DIR, model)
-    runs = {}
-    for threads in (1, 2):
-        llm = llama_cpp.Llama(model_path=str(model), n_ctx=prompt_tokens + new_tokens + 8,
-                              n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False)
-        prompt = np.random.default_rng(0).integers(100, llm.n_vocab(), size=prompt_tokens).tolist()
-        start = time.perf_counter()
-        llm.eval(prompt)
-        prefill = time.perf_counter() - start
-        tokens = []
-        start = time.perf_counter()
-        for _ in range(new_tokens):
-            tokens.append(int(llm.sample(top_k=1, temp=0.0)))
-            llm.eval([tokens[-1]])
-        runs[threads] = {"tokens": tokens, "prefill_tok_s": round(prompt_tokens / prefill, 1),
-                         "decode_tok_s": round(new_tokens / (time.perf_counter() - start), 1)}
-        llm.close()
+
+def smoke(prompt_tokens: int = SMOKE_PROMPT_TOKENS, new_tokens: int = SMOKE_NEW_TOKENS) -> dict[str, Any]:
+    """Decode with the embedded student as users run it (shipped adapter merged) at 1 and 2 threads.
+
+    A fixed pseudo-random prompt, then greedy tokens (:func:`greedy_probe`); both thread counts must
+    give the same tokens. Returns the tokens, prefill and decode tokens/s at 2 threads and llama.cpp's
+    system info. Raises RuntimeError when the decodes disagree. Run it in a child process
+    (:func:`check`): a broken build may crash the interpreter. Loading the student also builds the
+    merged file's cache at set-up, so a user's first query does not wait for it.
+    """
+    import llama_cpp
+
+    from fastreasonseg.reasoning.loader import default_adapter, embedded_student_gguf
+
+    model = embedded_student_gguf()
+    runs = {threads: greedy_probe(model, prompt_tokens, new_tokens, threads) for threads in (1, 2)}
     if runs[1]["tokens"] != runs[2]["tokens"]:
         raise RuntimeError(f"1 and 2 threads decode differently: {runs[1]['tokens']} vs {runs[2]['tokens']}")
-    return {"tokens": runs[2]["tokens"], "prefill_tok_s": runs[2]["prefill_tok_s"],
-            "decode_tok_s": runs[2]["decode_tok_s"], "adapter": adapter,
+    return {"tokens": runs[2]["tokens"], "prefill_tok_s": round(runs[2]["prefill_tok_s"], 1),
+            "decode_tok_s": round(runs[2]["decode_tok_s"], 1), "adapter": default_adapter() is not None,
             "system_info": llama_cpp.llama_print_system_info().decode().strip(),
             "llama_cpp_version": llama_cpp.__version__}
 
